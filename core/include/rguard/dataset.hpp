@@ -1,0 +1,16 @@
+// Plugin kind "dataset": produces the train set, the queries and the gallery.
+#pragma once
+
+#include "rguard/data.hpp"
+#include "rguard/plugin.hpp"
+
+namespace rguard {
+
+class Dataset : public Plugin {
+ public:
+  // Loads everything (parameters were given at creation). Throws rguard::Error naming
+  // the missing file or package when the data is not there.
+  virtual RetrievalData load() = 0;
+};
+
+}  // namespace rguard

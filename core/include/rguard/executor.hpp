@@ -1,0 +1,59 @@
+// Runs a resolved pipeline: dataset -> backbone (train or load) -> clean embeddings ->
+// a oneTBB flow graph over query blocks (noise -> noisy embeddings -> sufficient
+// statistics -> cache write -> certificates) -> metrics -> outputs. Every stage output is
+// cached under a key hashing what is upstream of it (docs/architecture.md).
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "rguard/certifier.hpp"
+#include "rguard/metric.hpp"
+#include "rguard/spec.hpp"
+
+namespace rguard {
+
+class PluginLoader;
+
+struct StageReport {
+  std::string stage;   // dataset, backbone, embeddings, samples, certificates, metrics
+  std::string status;  // loaded, reused, computed, resumed (k/m blocks reused)
+  double seconds = 0;
+  std::string key;     // cache key ("" for stages that are not cached)
+  std::string detail;
+};
+
+struct PointResult {
+  std::string name;  // sweep point
+  double sigma = 0, alpha = 0, rho = 0;
+  std::int64_t n = 0;
+  std::vector<Certificate> certificates;  // sorted by query id
+  std::vector<std::int64_t> query_gallery_index;  // per certificate
+  std::vector<double> mean_embedding;             // F-hat, [certificates x dim]
+  std::vector<double> seconds;                    // sampling time per query
+  std::vector<MetricValue> metrics;
+};
+
+struct RunResult {
+  std::string output_dir;
+  std::int64_t dim = 0;
+  std::vector<float> gallery_embedding;  // [gallery x dim]
+  std::vector<std::int64_t> gallery_label;
+  std::vector<StageReport> stages;
+  std::vector<PointResult> points;
+  double seconds = 0;
+  std::string summary_markdown;
+};
+
+struct RunOptions {
+  std::ostream* log = nullptr;  // stage lines and progress; nullptr = silent
+  bool write_outputs = true;
+};
+
+RunResult run_pipeline(const PipelineSpec& spec, const PluginLoader& loader, const RunOptions& options);
+
+// What `rguard show` prints per stage: its cache key and whether the cache holds it.
+std::vector<StageReport> cache_status(const PipelineSpec& spec, const PluginLoader& loader);
+
+}  // namespace rguard

@@ -1,0 +1,70 @@
+// The plugin boundary. A plugin is a shared library exporting one `extern "C"` function,
+// `rguard_plugin_entry`, that returns a PluginEntry. The loader reads `api_version` and
+// `abi_tag` first and refuses a mismatch before touching anything else (ONNX Runtime's
+// ORT_API_VERSION idea). Everything after those two fields may change only together with
+// kPluginApiVersion.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "rguard/params.hpp"
+
+namespace rguard {
+
+inline constexpr std::uint32_t kPluginApiVersion = 1;
+
+// Plugins share C++ types with the core, so compiler, standard library ABI and LibTorch
+// must match too; the tag makes such a mismatch a clear refusal instead of a crash.
+#define RGUARD_STRINGIFY_(x) #x
+#define RGUARD_STRINGIFY(x) RGUARD_STRINGIFY_(x)
+inline constexpr const char* kPluginAbiTag =
+    "gcc" RGUARD_STRINGIFY(__GNUC__) "/cxx11abi" RGUARD_STRINGIFY(_GLIBCXX_USE_CXX11_ABI);
+
+enum class PluginKind : std::uint32_t { Dataset, Backbone, Noise, Attack, Certifier, Metric };
+inline constexpr PluginKind kAllPluginKinds[] = {PluginKind::Dataset, PluginKind::Backbone,
+                                                 PluginKind::Noise,   PluginKind::Attack,
+                                                 PluginKind::Certifier, PluginKind::Metric};
+const char* to_string(PluginKind kind);
+std::optional<PluginKind> parse_plugin_kind(std::string_view text);
+
+// Base of every object a plugin creates. Its destructor is defined in the core, so the
+// type information lives there and dynamic_cast works across the library boundary.
+class Plugin {
+ public:
+  virtual ~Plugin();
+};
+
+struct PluginEntry {
+  std::uint32_t api_version;  // must be the first member
+  const char* abi_tag;        // must be the second member
+  PluginKind kind;
+  const char* name;
+  const char* version;
+  const char* summary;
+  const std::vector<ParamSpec>& (*schema)();
+  Plugin* (*create)(const Params& params);  // owned by the caller; throws rguard::Error
+};
+
+}  // namespace rguard
+
+// Defines the entry point of a plugin library. CLASS must derive from the interface of
+// KIND and have a constructor taking `const rguard::Params&`; SCHEMA is an expression of
+// type std::vector<rguard::ParamSpec>.
+#define RGUARD_PLUGIN(KIND, NAME, VERSION, SUMMARY, CLASS, SCHEMA)                        \
+  namespace {                                                                             \
+  const std::vector<rguard::ParamSpec>& rguard_schema_() {                                \
+    static const std::vector<rguard::ParamSpec> rguard_schema_value_ = SCHEMA;           \
+    return rguard_schema_value_;                                                                     \
+  }                                                                                       \
+  rguard::Plugin* rguard_create_(const rguard::Params& params) { return new CLASS(params); } \
+  }                                                                                       \
+  extern "C" __attribute__((visibility("default"))) const rguard::PluginEntry*            \
+  rguard_plugin_entry() {                                                                 \
+    static const rguard::PluginEntry entry{rguard::kPluginApiVersion, rguard::kPluginAbiTag, \
+                                           KIND, NAME, VERSION, SUMMARY, &rguard_schema_, \
+                                           &rguard_create_};                              \
+    return &entry;                                                                        \
+  }

@@ -1,0 +1,66 @@
+#include "rguard/bounds.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "rguard/normal.hpp"
+
+namespace rguard {
+
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+}
+
+double mcdiarmid_radius(std::int64_t n, double alpha) {
+  return (1.0 + std::sqrt(2.0 * std::log(1.0 / alpha))) / std::sqrt(static_cast<double>(n));
+}
+
+Radii certified_radii(const QueryGeometry& g, double rho, double sigma) {
+  const std::int64_t p = g.positive;
+  auto distance = [&](std::int64_t j) {
+    return std::sqrt(std::max(0.0, g.f_norm2 - 2.0 * g.dot[j] + g.norm2[j]));
+  };
+  Radii r;
+  r.d_pos = distance(p);
+  r.d_neg = kInf;
+  if (g.negatives.empty()) {  // nothing can be retrieved wrongly
+    r.a = r.b = r.c = kInf;
+    return r;
+  }
+
+  // B: for each negative n, with w = e_p - e_n, c = ||w||, t = (||e_p||^2 - ||e_n||^2)/(2c),
+  // e_p stays nearer than e_n while <F(x'), w/c> > t. H(x) = (1 + <F(x), w/c>)/2 is the
+  // smoothing of a [0,1]-valued function, so Phi^-1(H) is 1/sigma-Lipschitz (Salman et al.
+  // 2019, Lemma 2), and H(x) >= 1/2 + (<F-hat, w/c> - rho)/2 on the event ||F-hat - F|| <= rho.
+  const double f_norm = std::sqrt(g.f_norm2);
+  double b = kInf;
+  double q_neg_max = -kInf;
+  for (std::int64_t n : g.negatives) {
+    r.d_neg = std::min(r.d_neg, distance(n));
+    q_neg_max = std::max(q_neg_max, 0.5 * (1.0 + g.dot[n]));
+    const double c = std::sqrt(std::max(0.0, g.norm2[p] + g.norm2[n] - 2.0 * g.gram_p[n]));
+    if (!(c > 1e-12)) {  // e_p == e_n: a tie no radius can certify
+      b = -kInf;
+      continue;
+    }
+    // |<F-hat, w/c>| <= ||F-hat|| exactly; clamp so cancellation cannot exceed it.
+    const double projection = std::clamp((g.dot[p] - g.dot[n]) / c, -f_norm, f_norm);
+    const double lower = 0.5 + 0.5 * (projection - rho);
+    const double threshold = 0.5 + (g.norm2[p] - g.norm2[n]) / (4.0 * c);
+    const double term = threshold <= 0.0 ? kInf : normal_quantile(lower) - normal_quantile(threshold);
+    b = std::min(b, term);
+  }
+  r.b = sigma * b;
+
+  // A: ||F(x) - F(x')|| <= sqrt(2/pi)/sigma ||x - x'|| (the smoothing of any unit-ball valued f).
+  r.a = sigma * std::sqrt(M_PI / 2.0) * ((r.d_neg - rho) - (r.d_pos + rho)) / 2.0;
+
+  // C: q_j = (1 + <F, e_j>)/2 are smoothings of [0,1]-valued functions for a unit gallery;
+  // Phi^-1(q_p) falls and Phi^-1(q_n) rises by at most r/sigma each.
+  const double q_pos = 0.5 * (1.0 + g.dot[p]);
+  r.c = 0.5 * sigma * (normal_quantile(q_pos - 0.5 * rho) - normal_quantile(q_neg_max + 0.5 * rho));
+  return r;
+}
+
+}  // namespace rguard

@@ -1,0 +1,204 @@
+#include "rguard/outputs.hpp"
+
+#include <H5public.h>
+#include <fmt/format.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "rguard/error.hpp"
+#include "rguard/h5io.hpp"
+#include "rguard/plugin.hpp"
+
+namespace rguard {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string git_revision() {
+  const std::string command = fmt::format("git -C '{}' describe --always --dirty --abbrev=40 2>/dev/null", RGUARD_SOURCE_DIR);
+  std::string out;
+  if (FILE* pipe = ::popen(command.c_str(), "r")) {
+    char buffer[256];
+    while (std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+    ::pclose(pipe);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out.empty() ? "unknown" : out;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  ::gethostname(name, sizeof name - 1);
+  return name;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return text;
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) throw Error(fmt::format("{}: cannot write (disk full or folder not writable?)", path.string()));
+}
+
+std::string cohen_tsv(const PointResult& point) {
+  std::string out = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n";
+  for (std::size_t i = 0; i < point.certificates.size(); ++i) {
+    const Certificate& c = point.certificates[i];
+    out += fmt::format("{}\t{}\t{}\t{}\t{}\t{:.4f}\n", c.query_id, c.label, c.abstain ? -1 : c.predict_label, c.radius,
+                       c.abstain ? 0 : static_cast<int>(c.correct), point.seconds[i]);
+  }
+  return out;
+}
+
+nlohmann::json manifest(const PipelineSpec& spec, const RunResult& result) {
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& s : result.stages)
+    stages.push_back({{"stage", s.stage}, {"status", s.status}, {"seconds", s.seconds}, {"key", s.key}, {"detail", s.detail}});
+  nlohmann::json plugins = nlohmann::json::array();
+  auto add = [&](const StageSpec& s) {
+    plugins.push_back({{"section", s.section}, {"kind", to_string(s.kind)}, {"name", s.plugin},
+                       {"version", s.entry ? s.entry->version : "?"}});
+  };
+  for (const auto* s : {&spec.dataset, &spec.backbone, &spec.noise, &spec.certifier}) add(*s);
+  for (const auto& s : spec.attacks) add(s);
+  for (const auto& s : spec.metrics) add(s);
+  unsigned hdf5_major = 0, hdf5_minor = 0, hdf5_release = 0;
+  H5get_libversion(&hdf5_major, &hdf5_minor, &hdf5_release);
+  return {{"rguard_version", RGUARD_VERSION},
+          {"plugin_api_version", kPluginApiVersion},
+          {"git_revision", git_revision()},
+          {"libtorch_version", TORCH_VERSION},
+          {"hdf5_version", fmt::format("{}.{}.{}", hdf5_major, hdf5_minor, hdf5_release)},
+          {"host", host_name()},
+          {"finished_at", utc_now()},
+          {"spec_file", spec.file},
+          {"name", spec.name},
+          {"seed", spec.seed},
+          {"threads", spec.threads},
+          {"device", spec.device},
+          {"seconds", result.seconds},
+          {"stages", stages},
+          {"plugins", plugins}};
+}
+
+void write_h5(const fs::path& path, const RunResult& result) {
+  H5File file = H5File::create(path.string());
+  const auto g = static_cast<std::uint64_t>(result.gallery_label.size());
+  const auto dim = static_cast<std::uint64_t>(result.dim);
+  file.write("/gallery/embedding", result.gallery_embedding.data(), {g, dim});
+  file.write("/gallery/label", result.gallery_label);
+  for (const auto& point : result.points) {
+    const std::string group = "/points/" + point.name;
+    const auto q = static_cast<std::uint64_t>(point.certificates.size());
+    std::vector<std::int64_t> id, label, predict, abstain, correct;
+    std::vector<double> a, b, c, radius, f_norm, d_pos, d_neg;
+    for (const auto& cert : point.certificates) {
+      id.push_back(cert.query_id);
+      label.push_back(cert.label);
+      predict.push_back(cert.predict_index);
+      abstain.push_back(cert.abstain);
+      correct.push_back(cert.correct);
+      a.push_back(cert.radius_a);
+      b.push_back(cert.radius_b);
+      c.push_back(cert.radius_c);
+      radius.push_back(cert.radius);
+      f_norm.push_back(cert.f_norm);
+      d_pos.push_back(cert.d_pos);
+      d_neg.push_back(cert.d_neg);
+    }
+    file.write(group + "/query_id", id);
+    file.write(group + "/query_label", label);
+    file.write(group + "/query_gallery_index", point.query_gallery_index);
+    file.write(group + "/mean_embedding", point.mean_embedding.data(), {q, dim});
+    file.write(group + "/predict_index", predict);
+    file.write(group + "/abstain", abstain);
+    file.write(group + "/correct", correct);
+    file.write(group + "/radius_a", a);
+    file.write(group + "/radius_b", b);
+    file.write(group + "/radius_c", c);
+    file.write(group + "/radius", radius);
+    file.write(group + "/f_norm", f_norm);
+    file.write(group + "/d_pos", d_pos);
+    file.write(group + "/d_neg", d_neg);
+    file.set_attribute(group, "sigma", point.sigma);
+    file.set_attribute(group, "n", point.n);
+    file.set_attribute(group, "alpha", point.alpha);
+    file.set_attribute(group, "rho", point.rho);
+  }
+  file.close();
+}
+
+}  // namespace
+
+std::string certificates_csv(const RunResult& result) {
+  std::string out =
+      "point,sigma,query_id,label,n,rho,f_norm,d_pos,d_neg,radius_a,radius_b,radius_c,radius,abstain,correct,"
+      "predict_index,predict_label\n";
+  for (const auto& point : result.points)
+    for (const auto& c : point.certificates)
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", point.name, point.sigma, c.query_id,
+                         c.label, c.n, c.rho, c.f_norm, c.d_pos, c.d_neg, c.radius_a, c.radius_b, c.radius_c, c.radius,
+                         static_cast<int>(c.abstain), static_cast<int>(c.correct), c.predict_index, c.predict_label);
+  return out;
+}
+
+std::string summary_markdown(const PipelineSpec& spec, const RunResult& result) {
+  std::string out = fmt::format("# rguard run `{}`\n\nSpec: `{}`, seed {}, {:.1f} s.\n\n", spec.name, spec.file,
+                                spec.seed, result.seconds);
+  out += "| stage | status | seconds | detail |\n|---|---|---|---|\n";
+  for (const auto& s : result.stages) out += fmt::format("| {} | {} | {:.1f} | {} |\n", s.stage, s.status, s.seconds, s.detail);
+  for (const auto& point : result.points) {
+    std::int64_t certified = 0, correct = 0;
+    for (const auto& c : point.certificates) {
+      certified += !c.abstain;
+      correct += c.correct;
+    }
+    out += fmt::format("\n## Point `{}`: sigma = {}, n = {}, alpha = {}, rho = {:.4f}, {} queries\n\n", point.name,
+                       point.sigma, point.n, point.alpha, point.rho, point.certificates.size());
+    out += "| metric | value |\n|---|---|\n";
+    for (const auto& m : point.metrics) out += fmt::format("| {} | {:.4f} |\n", m.name, m.value);
+  }
+  return out;
+}
+
+std::string write_run_outputs(const PipelineSpec& spec, const RunResult& result) {
+  const fs::path root = spec.output_root;
+  const fs::path final_dir = root / spec.name;
+  const fs::path staging = root / fmt::format(".{}.partial-{}", spec.name, ::getpid());
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging);
+  try {
+    write_text(staging / "resolved.yaml", spec.resolved_yaml);
+    write_text(staging / "certificates.csv", certificates_csv(result));
+    for (const auto& point : result.points) write_text(staging / fmt::format("certify-{}.tsv", point.name), cohen_tsv(point));
+    write_h5(staging / "certificates.h5", result);
+    write_text(staging / "summary.md", summary_markdown(spec, result));
+    write_text(staging / "manifest.json", manifest(spec, result).dump(2) + "\n");
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  // Swap the finished folder in: the old one is moved aside first, then removed.
+  const fs::path old = root / fmt::format(".{}.old-{}", spec.name, ::getpid());
+  if (fs::exists(final_dir)) fs::rename(final_dir, old);
+  fs::rename(staging, final_dir);
+  fs::remove_all(old, ec);
+  return final_dir.string();
+}
+
+}  // namespace rguard

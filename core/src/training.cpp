@@ -1,0 +1,149 @@
+// Margin loss with distance-weighted sampling (Wu, Manmatha, Smola, Krähenbühl, "Sampling
+// Matters in Deep Embedding Learning", ICCV 2017), as in the RetrievalGuard setup:
+//   loss(i, j) = max(0, margin + y_ij (D_ij - beta)),  y = +1 positive, -1 negative,
+// over every positive pair of a class-balanced batch and one negative per pair drawn with
+// probability proportional to 1/q(d), q(d) ~ d^(k-2) (1 - d^2/4)^((k-3)/2) being the
+// density of distances between uniform points on the unit sphere in R^k.
+#include "rguard/training.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim/adam.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+
+#include "rguard/backbone.hpp"
+#include "rguard/error.hpp"
+
+namespace rguard {
+
+std::vector<ParamSpec> train_param_specs() {
+  return {
+      {.name = "train.epochs", .type = ParamType::Int, .default_value = "2",
+       .doc = "training epochs; 0 = no training (the weights as initialised or loaded)", .min = 0},
+      {.name = "train.batch", .type = ParamType::Int, .default_value = "128", .doc = "images per batch", .min = 4},
+      {.name = "train.per_class", .type = ParamType::Int, .default_value = "16",
+       .doc = "images per class in a class-balanced batch", .min = 2},
+      {.name = "train.lr", .type = ParamType::Float, .default_value = "0.001", .doc = "Adam learning rate",
+       .min = 0, .min_exclusive = true},
+      {.name = "train.weight_decay", .type = ParamType::Float, .default_value = "0", .doc = "Adam weight decay",
+       .min = 0},
+      {.name = "train.noise_sigma", .type = ParamType::Float, .default_value = "0.25",
+       .doc = "Gaussian augmentation sigma, [0,1] pixel units (train at the certification sigma)", .min = 0},
+      {.name = "train.margin", .type = ParamType::Float, .default_value = "0.2", .doc = "margin gamma of the margin loss",
+       .min = 0, .min_exclusive = true},
+      {.name = "train.beta0", .type = ParamType::Float, .default_value = "1.2", .doc = "initial boundary beta",
+       .min = 0},
+      {.name = "train.beta_lr", .type = ParamType::Float, .default_value = "0.0005", .doc = "learning rate of beta",
+       .min = 0},
+  };
+}
+
+TrainConfig parse_train_config(const Params& p) {
+  TrainConfig c;
+  c.epochs = p.get_int("train.epochs");
+  c.batch = p.get_int("train.batch");
+  c.per_class = p.get_int("train.per_class");
+  c.lr = p.get_float("train.lr");
+  c.weight_decay = p.get_float("train.weight_decay");
+  c.noise_sigma = p.get_float("train.noise_sigma");
+  c.margin = p.get_float("train.margin");
+  c.beta0 = p.get_float("train.beta0");
+  c.beta_lr = p.get_float("train.beta_lr");
+  return c;
+}
+
+namespace {
+
+// Negatives drawn with weight 1/q(d) (distance-weighted sampling), distances clipped
+// below at 0.5 as in the paper; rows without a usable weight fall back to uniform.
+torch::Tensor sample_negatives(const torch::Tensor& distance, const torch::Tensor& negative_mask,
+                               std::int64_t dim, at::Generator& generator) {
+  auto d = distance.detach().clamp_min(0.5);
+  auto log_weight = (2.0 - static_cast<double>(dim)) * d.log() -
+                    (static_cast<double>(dim) - 3.0) / 2.0 * (1.0 - 0.25 * d * d).clamp_min(1e-8).log();
+  log_weight = log_weight.masked_fill(~negative_mask, -std::numeric_limits<double>::infinity());
+  auto row_max = std::get<0>(log_weight.max(1, true)).clamp_min(-1e30);
+  auto weight = (log_weight - row_max).exp() * negative_mask.to(torch::kFloat);
+  auto usable = weight.sum(1, true) > 0;
+  weight = torch::where(usable, weight, negative_mask.to(torch::kFloat));
+  return torch::multinomial(weight, 1, true, generator).squeeze(1);
+}
+
+}  // namespace
+
+void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config, std::uint64_t seed,
+                    const TrainProgress& progress) {
+  if (config.epochs == 0) return;
+  const auto labels_cpu = train.labels.to(torch::kCPU).contiguous();
+  std::map<std::int64_t, std::vector<std::int64_t>> by_class;
+  for (std::int64_t i = 0; i < labels_cpu.size(0); ++i) by_class[labels_cpu[i].item<std::int64_t>()].push_back(i);
+  if (by_class.size() < 2)
+    throw Error("training needs at least two classes in the train split; check the dataset's train classes");
+
+  const std::int64_t classes_per_batch =
+      std::clamp<std::int64_t>(config.batch / config.per_class, 2, static_cast<std::int64_t>(by_class.size()));
+  const std::int64_t per_class = std::max<std::int64_t>(2, config.batch / classes_per_batch);
+  const std::int64_t batches_per_epoch = std::max<std::int64_t>(1, train.size() / (classes_per_batch * per_class));
+  std::vector<std::int64_t> class_ids;
+  for (const auto& [label, rows] : by_class) class_ids.push_back(label);
+
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  auto beta = torch::full({1}, config.beta0, torch::TensorOptions().dtype(torch::kFloat).requires_grad(true));
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(backbone.trainable_parameters(),
+                      std::make_unique<torch::optim::AdamOptions>(
+                          torch::optim::AdamOptions(config.lr).weight_decay(config.weight_decay)));
+  groups.emplace_back(std::vector<torch::Tensor>{beta},
+                      std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(config.beta_lr)));
+  torch::optim::Adam optimiser(std::move(groups), torch::optim::AdamOptions(config.lr));
+
+  const auto device = backbone.state().empty() ? torch::Device(torch::kCPU) : backbone.state().front().second.device();
+  backbone.set_training(true);
+  const std::int64_t total = config.epochs * batches_per_epoch * classes_per_batch * per_class;
+  std::int64_t seen = 0;
+  for (std::int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    for (std::int64_t step = 0; step < batches_per_epoch; ++step) {
+      // Class-balanced batch: classes without replacement, images with replacement.
+      auto class_order = torch::randperm(static_cast<std::int64_t>(class_ids.size()), generator);
+      std::vector<std::int64_t> rows;
+      for (std::int64_t c = 0; c < classes_per_batch; ++c) {
+        const auto& members = by_class[class_ids[static_cast<std::size_t>(class_order[c].item<std::int64_t>())]];
+        auto picks = torch::randint(static_cast<std::int64_t>(members.size()), {per_class}, generator);
+        for (std::int64_t k = 0; k < per_class; ++k)
+          rows.push_back(members[static_cast<std::size_t>(picks[k].item<std::int64_t>())]);
+      }
+      auto index = torch::tensor(rows, torch::kLong);
+      auto images = train.images.index_select(0, index);
+      auto labels = labels_cpu.index_select(0, index).to(device);
+      if (config.noise_sigma > 0)
+        images = images + config.noise_sigma * at::normal(0.0, 1.0, images.sizes(), generator);
+      auto embedding = backbone.forward(images.to(device));
+      const std::int64_t b = embedding.size(0), k = embedding.size(1);
+      auto distance = (2.0 - 2.0 * embedding.matmul(embedding.t())).clamp_min(1e-8).sqrt();
+      auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
+      auto eye = torch::eye(b, torch::TensorOptions().dtype(torch::kBool).device(device));
+      auto positive_mask = same & ~eye;
+      auto negative_mask = ~same;
+      auto pairs = positive_mask.nonzero();  // [P, 2] (anchor, positive)
+      auto negatives = sample_negatives(distance.cpu(), negative_mask.cpu(), k, generator).to(device);
+      auto anchors = pairs.select(1, 0);
+      auto d_ap = distance.index({anchors, pairs.select(1, 1)});
+      auto d_an = distance.index({anchors, negatives.index_select(0, anchors)});
+      auto beta_d = beta.to(device);
+      auto loss_pos = torch::relu(d_ap - beta_d + config.margin);
+      auto loss_neg = torch::relu(beta_d - d_an + config.margin);
+      auto active = ((loss_pos > 0).sum() + (loss_neg > 0).sum()).clamp_min(1).to(torch::kFloat);
+      auto loss = (loss_pos.sum() + loss_neg.sum()) / active;
+      optimiser.zero_grad();
+      loss.backward();
+      optimiser.step();
+      seen += b;
+      if (progress) progress(seen, total, loss.item<double>());
+    }
+  }
+  backbone.set_training(false);
+}
+
+}  // namespace rguard

@@ -1,0 +1,174 @@
+#include "rguard/yaml_tree.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace rguard {
+
+const char* to_string(YamlNode::Kind kind) {
+  switch (kind) {
+    case YamlNode::Kind::Null: return "null";
+    case YamlNode::Kind::Scalar: return "a scalar";
+    case YamlNode::Kind::Sequence: return "a list";
+    case YamlNode::Kind::Map: return "a mapping";
+  }
+  return "?";
+}
+
+YamlNodePtr YamlNode::find(const std::string& key) const {
+  for (const auto& [k, v] : entries)
+    if (k == key) return v;
+  return nullptr;
+}
+
+YamlNodePtr YamlNode::clone() const {
+  auto copy = std::make_shared<YamlNode>(*this);
+  for (auto& item : copy->items) item = item->clone();
+  for (auto& entry : copy->entries) entry.second = entry.second->clone();
+  return copy;
+}
+
+namespace {
+
+class TreeBuilder : public YAML::EventHandler {
+ public:
+  explicit TreeBuilder(std::string source) : source_(std::move(source)) {}
+  YamlNodePtr root() const { return root_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    add(make(YamlNode::Kind::Null, mark), anchor);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    if (it == anchors_.end()) throw Error(fmt::format("{}: unknown alias", where(mark)));
+    auto node = it->second->clone();
+    node->location = location(mark);
+    add(node, 0);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    auto node = make(YamlNode::Kind::Scalar, mark);
+    node->value = value;
+    node->quoted = tag == "!";  // yaml-cpp tags plain scalars "?" and quoted ones "!"
+    add(node, anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(make(YamlNode::Kind::Sequence, mark), anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(make(YamlNode::Kind::Map, mark), anchor);
+  }
+  void OnMapEnd() override {
+    if (stack_.back().pending_key) throw Error(fmt::format("{}: mapping key without value", source_));
+    close();
+  }
+
+ private:
+  struct Open {
+    YamlNodePtr node;
+    YAML::anchor_t anchor;
+    bool pending_key = false;  // Map: a key was read, its value comes next
+    std::string key;
+    SourceLocation key_location;
+  };
+
+  SourceLocation location(const YAML::Mark& mark) const {
+    return {source_, mark.line + 1, mark.column + 1};
+  }
+  std::string where(const YAML::Mark& mark) const { return location(mark).str(); }
+  YamlNodePtr make(YamlNode::Kind kind, const YAML::Mark& mark) const {
+    auto node = std::make_shared<YamlNode>();
+    node->kind = kind;
+    node->location = location(mark);
+    return node;
+  }
+
+  void open(YamlNodePtr node, YAML::anchor_t anchor) {
+    stack_.push_back({std::move(node), anchor, false, {}, {}});
+  }
+  void close() {
+    Open top = std::move(stack_.back());
+    stack_.pop_back();
+    add(top.node, top.anchor);
+  }
+
+  void add(const YamlNodePtr& node, YAML::anchor_t anchor) {
+    if (anchor != 0) anchors_[anchor] = node;
+    if (stack_.empty()) {
+      root_ = node;
+      return;
+    }
+    Open& parent = stack_.back();
+    if (parent.node->kind == YamlNode::Kind::Sequence) {
+      parent.node->items.push_back(node);
+      return;
+    }
+    if (!parent.pending_key) {  // this node is a key
+      if (node->kind != YamlNode::Kind::Scalar)
+        throw Error(fmt::format("{}: mapping keys must be plain words, got {}", node->location.str(),
+                                to_string(node->kind)));
+      if (node->value == "<<" && !node->quoted)
+        throw Error(fmt::format("{}: YAML merge keys ('<<') are not supported; write the keys out",
+                                node->location.str()));
+      for (std::size_t i = 0; i < parent.node->entries.size(); ++i)
+        if (parent.node->entries[i].first == node->value)
+          throw Error(fmt::format("{}: duplicate key '{}' (first given at {}); remove one of them",
+                                  node->location.str(), node->value,
+                                  parent.node->key_locations[i].str()));
+      parent.pending_key = true;
+      parent.key = node->value;
+      parent.key_location = node->location;
+      return;
+    }
+    parent.node->entries.emplace_back(parent.key, node);
+    parent.node->key_locations.push_back(parent.key_location);
+    parent.pending_key = false;
+  }
+
+  std::string source_;
+  YamlNodePtr root_;
+  std::vector<Open> stack_;
+  std::map<YAML::anchor_t, YamlNodePtr> anchors_;
+};
+
+}  // namespace
+
+YamlNodePtr parse_yaml(const std::string& text, const std::string& source_name) {
+  std::istringstream in(text);
+  TreeBuilder builder(source_name);
+  try {
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(builder);
+  } catch (const YAML::Exception& e) {
+    throw Error(fmt::format("{}:{}:{}: invalid YAML: {}", source_name, e.mark.line + 1,
+                            e.mark.column + 1, e.msg));
+  }
+  auto root = builder.root();
+  if (!root) {
+    root = std::make_shared<YamlNode>();
+    root->location = {source_name, 1, 1};
+  }
+  return root;
+}
+
+YamlNodePtr parse_yaml_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open the file (does it exist? check the path)", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_yaml(text.str(), path);
+}
+
+}  // namespace rguard

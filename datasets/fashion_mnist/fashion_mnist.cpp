@@ -1,0 +1,147 @@
+// fashion_mnist: Fashion-MNIST from Debian's dataset-fashion-mnist package (gzip IDX
+// files). Default protocol: train on classes 0-4 of the train split, evaluate on classes
+// 5-9 of the test split, which is both query set and gallery (leave-one-out).
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include "rguard/dataset.hpp"
+#include "rguard/error.hpp"
+
+namespace {
+
+using rguard::Error;
+using rguard::ParamSpec;
+using rguard::ParamType;
+
+std::vector<unsigned char> read_gzip(const std::string& path) {
+  if (!std::filesystem::exists(path))
+    throw Error(fmt::format("{}: not found; install the Debian package dataset-fashion-mnist "
+                            "(bash scripts/setup.sh does) or point dataset.root at a folder with the IDX files",
+                            path));
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (!file) throw Error(fmt::format("{}: cannot open", path));
+  std::vector<unsigned char> out;
+  unsigned char buffer[1 << 16];
+  int got = 0;
+  while ((got = gzread(file, buffer, sizeof buffer)) > 0) out.insert(out.end(), buffer, buffer + got);
+  const bool failed = got < 0;
+  gzclose(file);
+  if (failed) throw Error(fmt::format("{}: damaged gzip data", path));
+  return out;
+}
+
+std::uint32_t big_endian(const std::vector<unsigned char>& b, std::size_t at) {
+  return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) | (std::uint32_t{b[at + 2]} << 8) | b[at + 3];
+}
+
+struct Split {
+  torch::Tensor images;  // uint8 [N, 28, 28]
+  torch::Tensor labels;  // int64 [N]
+};
+
+Split read_split(const std::string& root, const std::string& prefix) {
+  const std::string image_path = fmt::format("{}/{}-images-idx3-ubyte.gz", root, prefix);
+  const std::string label_path = fmt::format("{}/{}-labels-idx1-ubyte.gz", root, prefix);
+  auto images = read_gzip(image_path);
+  auto labels = read_gzip(label_path);
+  if (images.size() < 16 || big_endian(images, 0) != 2051)
+    throw Error(fmt::format("{}: not an IDX image file (magic 2051 expected)", image_path));
+  if (labels.size() < 8 || big_endian(labels, 0) != 2049)
+    throw Error(fmt::format("{}: not an IDX label file (magic 2049 expected)", label_path));
+  const std::int64_t n = big_endian(images, 4), rows = big_endian(images, 8), cols = big_endian(images, 12);
+  if (big_endian(labels, 4) != n || images.size() != static_cast<std::size_t>(16 + n * rows * cols) ||
+      labels.size() != static_cast<std::size_t>(8 + n))
+    throw Error(fmt::format("{} / {}: sizes do not match their headers", image_path, label_path));
+  Split split;
+  split.images = torch::from_blob(images.data() + 16, {n, rows, cols}, torch::kUInt8).clone();
+  split.labels = torch::from_blob(labels.data() + 8, {n}, torch::kUInt8).to(torch::kLong);
+  return split;
+}
+
+rguard::ImageSet select(const Split& split, const std::vector<std::int64_t>& classes, std::int64_t limit) {
+  auto mask = torch::zeros_like(split.labels, torch::kBool);
+  for (auto c : classes) mask |= split.labels == c;
+  auto index = mask.nonzero().squeeze(1);
+  if (limit > 0 && index.size(0) > limit) index = index.slice(0, 0, limit);
+  rguard::ImageSet set;
+  set.images = split.images.index_select(0, index).unsqueeze(1).to(torch::kFloat).div_(255.0);
+  set.labels = split.labels.index_select(0, index);
+  return set;
+}
+
+class FashionMnist final : public rguard::Dataset {
+ public:
+  explicit FashionMnist(const rguard::Params& p)
+      : root_(p.get_string("root")),
+        protocol_(p.get_string("protocol")),
+        gallery_split_(p.get_string("gallery_split")),
+        train_classes_(p.get_int_list("train_classes")),
+        eval_classes_(p.get_int_list("eval_classes")),
+        max_train_(p.get_int("max_train")),
+        max_eval_(p.get_int("max_eval")) {
+    if (protocol_ == "leave_one_out" && gallery_split_ != "test")
+      throw Error("dataset.gallery_split: leave_one_out uses the test split as gallery; set protocol: query_gallery "
+                  "to search another split");
+    for (const auto* list : {&train_classes_, &eval_classes_})
+      for (auto c : *list)
+        if (c < 0 || c > 9) throw Error(fmt::format("dataset: Fashion-MNIST classes are 0..9, got {}", c));
+  }
+
+  rguard::RetrievalData load() override {
+    rguard::RetrievalData data;
+    const Split test = read_split(root_, "t10k");
+    const bool need_train = !train_classes_.empty() || gallery_split_ == "train";
+    const Split train = need_train ? read_split(root_, "train") : Split{};
+    if (!train_classes_.empty()) data.train = select(train, train_classes_, max_train_);
+    data.query = select(test, eval_classes_, max_eval_);
+    if (protocol_ == "leave_one_out") {
+      data.gallery = data.query;
+      data.query_gallery_index = torch::arange(data.query.size(), torch::kLong);
+    } else {
+      data.gallery = select(gallery_split_ == "train" ? train : test, eval_classes_, max_eval_);
+      data.query_gallery_index = torch::full({data.query.size()}, -1, torch::kLong);
+      if (gallery_split_ == "test") data.query_gallery_index = torch::arange(data.query.size(), torch::kLong);
+    }
+    data.description = fmt::format("train {} (classes {}), query {} / gallery {} (classes {}, {})", data.train.size(),
+                                   fmt::join(train_classes_, ","), data.query.size(), data.gallery.size(),
+                                   fmt::join(eval_classes_, ","), protocol_);
+    return data;
+  }
+
+ private:
+  std::string root_, protocol_, gallery_split_;
+  std::vector<std::int64_t> train_classes_, eval_classes_;
+  std::int64_t max_train_, max_eval_;
+};
+
+std::vector<ParamSpec> schema() {
+  return {
+      {.name = "root", .type = ParamType::String, .default_value = "/usr/share/datasets/fashion-mnist",
+       .doc = "folder with the gzip IDX files (Debian package dataset-fashion-mnist)"},
+      {.name = "protocol", .type = ParamType::String, .default_value = "leave_one_out",
+       .doc = "leave_one_out: the test split is query set and gallery, the query itself excluded; "
+              "query_gallery: queries from the test split, gallery from gallery_split",
+       .choices = "leave_one_out|query_gallery"},
+      {.name = "gallery_split", .type = ParamType::String, .default_value = "test",
+       .doc = "split the gallery comes from (query_gallery protocol)", .choices = "test|train"},
+      {.name = "train_classes", .type = ParamType::IntList, .default_value = "[0, 1, 2, 3, 4]",
+       .doc = "classes of the train split used for training ([] = no training data)", .min = 0, .max = 9},
+      {.name = "eval_classes", .type = ParamType::IntList, .default_value = "[5, 6, 7, 8, 9]",
+       .doc = "classes of the query set and gallery", .min = 0, .max = 9},
+      {.name = "max_train", .type = ParamType::Int, .default_value = "0",
+       .doc = "keep only the first N training images (0 = all)", .min = 0},
+      {.name = "max_eval", .type = ParamType::Int, .default_value = "0",
+       .doc = "keep only the first N images of each evaluation split (0 = all)", .min = 0},
+  };
+}
+
+}  // namespace
+
+RGUARD_PLUGIN(rguard::PluginKind::Dataset, "fashion_mnist", "1.0",
+              "Fashion-MNIST from Debian's dataset-fashion-mnist, 28x28 grey, disjoint train/eval classes",
+              FashionMnist, schema())

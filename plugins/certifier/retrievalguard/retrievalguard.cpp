@@ -1,0 +1,139 @@
+// retrievalguard: certified l2 radii for smoothed 1-NN retrieval (product.md section 2).
+// The statistics and bounds live in core (rguard/bounds.hpp) where they are unit-tested;
+// this plugin picks p*, assembles the geometry of one query and chooses the radius.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "rguard/bounds.hpp"
+#include "rguard/certifier.hpp"
+#include "rguard/error.hpp"
+#include "rguard/noise.hpp"
+
+namespace {
+
+using rguard::ParamSpec;
+using rguard::ParamType;
+
+class RetrievalGuard final : public rguard::Certifier {
+ public:
+  explicit RetrievalGuard(const rguard::Params& p)
+      : plan_{p.get_int("n"), p.get_int("batch"), p.get_int("queries")},
+        alpha_(p.get_float("alpha")),
+        choice_(p.get_string("radius")) {}
+
+  rguard::SamplingPlan plan() const override { return plan_; }
+  double alpha() const override { return alpha_; }
+
+  void check_noise(const rguard::Noise& noise) const override {
+    if (std::strcmp(noise.family(), "gaussian") != 0)
+      throw rguard::Error(fmt::format(
+          "certifier retrievalguard: its theorem covers Gaussian noise only, but the noise plugin is '{}'; "
+          "use noise: {{plugin: gaussian, sigma: ...}}",
+          noise.family()));
+  }
+
+  rguard::Certificate certify(const rguard::QueryStats& stats, const rguard::GalleryView& gallery,
+                              double sigma) const override {
+    const std::int64_t g = gallery.size, k = gallery.dim;
+    rguard::Certificate c;
+    c.query_id = stats.query_id;
+    c.label = stats.label;
+    c.n = stats.n;
+    c.rho = rguard::mcdiarmid_radius(stats.n, alpha_);
+
+    std::vector<double> f(static_cast<std::size_t>(k));
+    double f_norm2 = 0;
+    for (std::int64_t d = 0; d < k; ++d) {
+      f[d] = stats.sum[d] / static_cast<double>(stats.n);
+      f_norm2 += f[d] * f[d];
+    }
+    c.f_norm = std::sqrt(f_norm2);
+
+    // The gallery rows renormalised in double: the bounds assume unit vectors exactly.
+    std::vector<double> e(static_cast<std::size_t>(g * k)), dot(g), norm2(g, 1.0), gram_p(g);
+    for (std::int64_t j = 0; j < g; ++j) {
+      double n2 = 0;
+      for (std::int64_t d = 0; d < k; ++d) n2 += static_cast<double>(gallery.embedding[j * k + d]) * gallery.embedding[j * k + d];
+      const double inv = n2 > 0 ? 1.0 / std::sqrt(n2) : 0.0;
+      double s = 0;
+      for (std::int64_t d = 0; d < k; ++d) {
+        e[j * k + d] = gallery.embedding[j * k + d] * inv;
+        s += e[j * k + d] * f[d];
+      }
+      dot[j] = s;
+    }
+
+    rguard::QueryGeometry geometry;
+    geometry.f_norm2 = f_norm2;
+    double best_pos = std::numeric_limits<double>::infinity(), best_any = best_pos;
+    for (std::int64_t j = 0; j < g; ++j) {
+      if (j == stats.gallery_index) continue;
+      const double distance2 = f_norm2 - 2.0 * dot[j] + 1.0;  // ||F-hat - e_j||^2
+      if (distance2 < best_any) {
+        best_any = distance2;
+        c.predict_index = j;
+      }
+      if (gallery.label[j] == stats.label) {
+        if (distance2 < best_pos) {
+          best_pos = distance2;
+          geometry.positive = j;
+        }
+      } else {
+        geometry.negatives.push_back(j);
+      }
+    }
+    if (c.predict_index >= 0) c.predict_label = gallery.label[c.predict_index];
+    c.correct = c.predict_index >= 0 && c.predict_label == stats.label;
+    if (geometry.positive < 0) return c;  // no positive: nothing to certify (abstain)
+
+    const double* ep = e.data() + geometry.positive * k;
+    for (std::int64_t j = 0; j < g; ++j) {
+      double s = 0;
+      for (std::int64_t d = 0; d < k; ++d) s += ep[d] * e[j * k + d];
+      gram_p[j] = s;
+    }
+    geometry.dot = dot.data();
+    geometry.norm2 = norm2.data();
+    geometry.gram_p = gram_p.data();
+    const rguard::Radii r = rguard::certified_radii(geometry, c.rho, sigma);
+    c.d_pos = r.d_pos;
+    c.d_neg = r.d_neg;
+    c.radius_a = r.a;
+    c.radius_b = r.b;
+    c.radius_c = r.c;
+    const double chosen = choice_ == "a" ? r.a : choice_ == "b" ? r.b : choice_ == "c" ? r.c : std::max({r.a, r.b, r.c});
+    // Each positive radius implies F-hat is nearer a positive than every negative, so a
+    // certified query is always correct; requiring it guards against rounding only.
+    c.abstain = !(chosen > 0) || !c.correct;
+    c.radius = c.abstain ? 0.0 : chosen;
+    return c;
+  }
+
+ private:
+  rguard::SamplingPlan plan_;
+  double alpha_;
+  std::string choice_;
+};
+
+std::vector<ParamSpec> schema() {
+  return {
+      {.name = "n", .type = ParamType::Int, .default_value = "100000", .doc = "Monte-Carlo samples per query", .min = 1},
+      {.name = "alpha", .type = ParamType::Float, .default_value = "0.001",
+       .doc = "failure probability of each certificate", .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
+      {.name = "batch", .type = ParamType::Int, .default_value = "1000",
+       .doc = "noisy images per forward pass (several queries share one when n is small)", .min = 1},
+      {.name = "queries", .type = ParamType::Int, .default_value = "0",
+       .doc = "queries to certify, a seeded sample of those with a positive; 0 = all", .min = 0},
+      {.name = "radius", .type = ParamType::String, .default_value = "max",
+       .doc = "reported radius: max of A, B, C (sound), or one of them", .choices = "max|a|b|c"},
+  };
+}
+
+}  // namespace
+
+RGUARD_PLUGIN(rguard::PluginKind::Certifier, "retrievalguard", "1.0",
+              "RetrievalGuard certified l2 radii A, B, C for smoothed 1-NN retrieval", RetrievalGuard, schema())
