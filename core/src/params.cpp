@@ -24,7 +24,7 @@ std::string ParamSpec::range_text() const {
   if (choices) return fmt::format("one of {}", choices);
   const bool has_min = std::isfinite(min), has_max = std::isfinite(max);
   if (has_min && has_max)
-    return fmt::format("{}{}, {}{}", min_exclusive ? "(" : "[", min, max, max_exclusive ? ")" : "]");
+    return fmt::format("in {}{}, {}{}", min_exclusive ? "(" : "[", min, max, max_exclusive ? ")" : "]");
   if (has_min) return fmt::format("{} {}", min_exclusive ? ">" : ">=", min);
   if (has_max) return fmt::format("{} {}", max_exclusive ? "<" : "<=", max);
   return "";

@@ -59,9 +59,12 @@ std::optional<std::int64_t> parse_int(const std::string& text) {
   return std::nullopt;
 }
 
-std::string expected_phrase(const ParamSpec& spec) {
+std::string expected_phrase(const ParamSpec& spec, bool element = false) {
+  const ParamType type = !element                          ? spec.type
+                         : spec.type == ParamType::IntList ? ParamType::Int
+                                                           : ParamType::Float;
   const std::string range = spec.range_text();
-  return range.empty() ? std::string(to_string(spec.type)) : fmt::format("{} {}", to_string(spec.type), range);
+  return range.empty() ? std::string(to_string(type)) : fmt::format("{} {}", to_string(type), range);
 }
 
 std::string shown(const YamlNode& node) {
@@ -69,14 +72,15 @@ std::string shown(const YamlNode& node) {
   return to_string(node.kind);
 }
 
-void check_range(const ParamSpec& spec, double v, const YamlNode& node, const std::string& key) {
+void check_range(const ParamSpec& spec, double v, const YamlNode& node, const std::string& key, bool element) {
   const bool low = spec.min_exclusive ? !(v > spec.min) : v < spec.min;
   const bool high = spec.max_exclusive ? !(v < spec.max) : v > spec.max;
   if (low || high)
-    fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec), node.value));
+    fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec, element), node.value));
 }
 
-double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::string& key, bool integer) {
+double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::string& key, bool integer,
+                     bool element = false) {
   std::optional<double> value;
   if (node.kind == YamlNode::Kind::Scalar && !node.quoted) {
     if (integer) {
@@ -85,8 +89,9 @@ double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::str
       value = parse_number(node.value);
     }
   }
-  if (!value) fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec), shown(node)));
-  check_range(spec, *value, node, key);
+  if (!value)
+    fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec, element), shown(node)));
+  check_range(spec, *value, node, key, element);
   return *value;
 }
 
@@ -133,7 +138,7 @@ ParamValue convert(const ParamSpec& spec, const YamlNode& node, const std::strin
       std::vector<std::int64_t> ints;
       std::vector<double> floats;
       for (std::size_t i = 0; i < items.size(); ++i) {
-        const double v = scalar_number(spec, *items[i], fmt::format("{}[{}]", key, i), integer);
+        const double v = scalar_number(spec, *items[i], fmt::format("{}[{}]", key, i), integer, true);
         if (integer) ints.push_back(static_cast<std::int64_t>(v)); else floats.push_back(v);
       }
       if (integer) return ints;
@@ -336,7 +341,7 @@ void interpolate(const YamlNodePtr& root, const YamlNodePtr& node, int depth) {
   if (depth > 16) throw Error(fmt::format("{}: ${{...}} references nest too deep (a cycle?)", node->location.str()));
   for (auto& item : node->items) interpolate(root, item, depth);
   for (auto& entry : node->entries) interpolate(root, entry.second, depth);
-  if (node->kind != YamlNode::Kind::Scalar || node->quoted) return;
+  if (node->kind != YamlNode::Kind::Scalar) return;
   for (int round = 0; node->kind == YamlNode::Kind::Scalar && node->value.find("${") != std::string::npos; ++round) {
     if (round > 16) throw Error(fmt::format("{}: ${{...}} references form a cycle", node->location.str()));
     const std::size_t open = node->value.find("${");
@@ -352,8 +357,7 @@ void interpolate(const YamlNodePtr& root, const YamlNodePtr& node, int depth) {
     interpolate(root, target, depth + 1);
     const SourceLocation where = node->location;
     if (open == 0 && close + 1 == node->value.size()) {
-      *node = *target->clone();
-      node->location = where;
+      *node = *target->clone();  // keeps the target's location: errors point where the value was written
     } else if (target->kind == YamlNode::Kind::Scalar) {
       node->value = node->value.substr(0, open) + target->value + node->value.substr(close + 1);
     } else {
@@ -525,10 +529,12 @@ PipelineSpec resolve_pipeline_spec(const YamlNodePtr& parsed, const std::string&
                        to_string(kind), join(catalog.names(kind))));
     return resolve_stage(*node, kind, section, catalog);
   };
+  // Noise and certifier first: other sections usually refer to their values (${noise.sigma}),
+  // and an error is clearest under the key where the value was written.
   spec.dataset = required("dataset", PluginKind::Dataset);
-  spec.backbone = required("backbone", PluginKind::Backbone);
   spec.noise = required("noise", PluginKind::Noise);
   spec.certifier = required("certifier", PluginKind::Certifier);
+  spec.backbone = required("backbone", PluginKind::Backbone);
   auto list = [&](const char* section, PluginKind kind) {
     std::vector<StageSpec> stages;
     auto node = root->find(section);

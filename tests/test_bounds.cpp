@@ -1,0 +1,168 @@
+// The radii A, B, C against values computed independently (mpmath 1.2.1, 30 digits, from
+// the formulas of product.md section 2), edge cases, and the property R_B >= R_A.
+#include "prelude.hpp"
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "rguard/bounds.hpp"
+
+using rguard::certified_radii;
+using rguard::QueryGeometry;
+
+namespace {
+
+// Geometry of F-hat against a small explicit gallery; rows with label == query_label
+// are positives; p* = the nearest positive.
+struct Case {
+  Case() = default;
+  Case(std::vector<std::vector<double>> g, std::vector<int> l, std::vector<double> f_hat, int label)
+      : gallery(std::move(g)), labels(std::move(l)), f(std::move(f_hat)), query_label(label) {}
+  std::vector<std::vector<double>> gallery;
+  std::vector<int> labels;
+  std::vector<double> f;
+  int query_label = 0;
+
+  std::vector<double> dot, norm2, gram;
+  QueryGeometry geometry() {
+    QueryGeometry g;
+    const std::size_t n = gallery.size();
+    dot.assign(n, 0);
+    norm2.assign(n, 0);
+    gram.assign(n, 0);
+    for (double v : f) g.f_norm2 += v * v;
+    double best = std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j < n; ++j) {
+      for (std::size_t d = 0; d < f.size(); ++d) {
+        dot[j] += f[d] * gallery[j][d];
+        norm2[j] += gallery[j][d] * gallery[j][d];
+      }
+      const double d2 = g.f_norm2 - 2 * dot[j] + norm2[j];
+      if (labels[j] == query_label && d2 < best) {
+        best = d2;
+        g.positive = static_cast<std::int64_t>(j);
+      } else if (labels[j] != query_label) {
+        g.negatives.push_back(static_cast<std::int64_t>(j));
+      }
+    }
+    for (std::size_t j = 0; j < n; ++j)
+      for (std::size_t d = 0; d < f.size(); ++d) gram[j] += gallery[static_cast<std::size_t>(g.positive)][d] * gallery[j][d];
+    g.dot = dot.data();
+    g.norm2 = norm2.data();
+    g.gram_p = gram.data();
+    return g;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("rho = (1 + sqrt(2 ln(1/alpha))) / sqrt(n)") {
+  CHECK(rguard::mcdiarmid_radius(4000, 0.001) == doctest::Approx(0.074581088312761887113).epsilon(1e-14));
+  CHECK(rguard::mcdiarmid_radius(100000, 0.001) == doctest::Approx(0.014916217662552377423).epsilon(1e-14));
+  CHECK(rguard::mcdiarmid_radius(1, 0.5) == doctest::Approx(2.177410022515474691).epsilon(1e-14));
+}
+
+TEST_CASE("A, B, C on a two-item gallery (hand case 1)") {
+  Case c{{{1, 0}, {0, 1}}, {0, 1}, {0.8, 0.2}, 0};
+  const auto r = certified_radii(c.geometry(), 0.05, 0.5);
+  CHECK(r.d_pos == doctest::Approx(0.28284271247461901).epsilon(1e-14));
+  CHECK(r.d_neg == doctest::Approx(1.131370849898476).epsilon(1e-14));
+  CHECK(r.a == doctest::Approx(0.2345352242029399).epsilon(1e-13));
+  CHECK(r.b == doctest::Approx(0.24386864761483122).epsilon(1e-13));
+  CHECK(r.c == doctest::Approx(0.20792750410290825).epsilon(1e-13));
+}
+
+TEST_CASE("A, B, C with two positives and two negatives (hand case 2)") {
+  Case c{{{1, 0, 0}, {0.6, 0.8, 0}, {0, 0, 1}, {0, 0.6, 0.8}}, {0, 0, 1, 1}, {0.5, 0.45, 0.2}, 0};
+  auto g = c.geometry();
+  CHECK(g.positive == 1);  // the nearer of the two positives
+  const auto r = certified_radii(g, 0.03, 0.25);
+  CHECK(r.d_pos == doctest::Approx(0.41533119314590377).epsilon(1e-14));
+  CHECK(r.d_neg == doctest::Approx(0.79529868602934335).epsilon(1e-14));
+  CHECK(r.a == doctest::Approx(0.050127472789026442).epsilon(1e-13));
+  CHECK(r.b == doctest::Approx(0.061892719747306161).epsilon(1e-13));
+  CHECK(r.c == doctest::Approx(0.03545754662316112).epsilon(1e-13));
+}
+
+TEST_CASE("a tie abstains under every bound") {
+  Case c{{{1, 0}, {0, 1}}, {0, 1}, {0.5, 0.5}, 0};
+  const auto r = certified_radii(c.geometry(), 0.01, 0.5);
+  CHECK(r.a < 0);
+  CHECK(r.b < 0);
+  CHECK(r.c < 0);
+}
+
+TEST_CASE("a wrong smoothed prediction abstains; rho eats a small margin") {
+  Case wrong{{{1, 0}, {0, 1}}, {0, 1}, {0.2, 0.7}, 0};
+  auto r = certified_radii(wrong.geometry(), 0.01, 0.5);
+  CHECK(r.a < 0);
+  CHECK(r.b < 0);
+  CHECK(r.c < 0);
+  Case close{{{1, 0}, {0, 1}}, {0, 1}, {0.52, 0.48}, 0};
+  r = certified_radii(close.geometry(), 0.0, 0.5);
+  CHECK(r.b > 0);
+  r = certified_radii(close.geometry(), 0.1, 0.5);  // margin 0.04/sqrt2 < rho
+  CHECK(r.a < 0);
+  CHECK(r.b < 0);
+  CHECK(r.c < 0);
+}
+
+TEST_CASE("single positive and no negatives; duplicate positive/negative embedding") {
+  Case lone{{{1, 0}}, {0}, {0.9, 0.1}, 0};
+  auto r = certified_radii(lone.geometry(), 0.05, 0.25);
+  CHECK(std::isinf(r.a));
+  CHECK(r.b > 0);
+  Case duplicate{{{1, 0}, {1, 0}}, {0, 1}, {0.9, 0.1}, 0};
+  r = certified_radii(duplicate.geometry(), 0.05, 0.25);
+  CHECK(r.b == -std::numeric_limits<double>::infinity());
+  CHECK(r.a < 0);
+}
+
+TEST_CASE("radii scale linearly with sigma") {
+  Case c{{{1, 0}, {0, 1}}, {0, 1}, {0.8, 0.2}, 0};
+  const auto r1 = certified_radii(c.geometry(), 0.05, 0.25);
+  const auto r2 = certified_radii(c.geometry(), 0.05, 1.0);
+  CHECK(r2.a == doctest::Approx(4 * r1.a));
+  CHECK(r2.b == doctest::Approx(4 * r1.b));
+  CHECK(r2.c == doctest::Approx(4 * r1.c));
+}
+
+TEST_CASE("property: R_B >= R_A whenever R_A > 0, on random unit galleries") {
+  std::mt19937_64 rng(12345);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  int positive_a = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int dim = 2 + trial % 7, size = 3 + trial % 11;
+    Case c;
+    for (int j = 0; j < size; ++j) {
+      std::vector<double> v(static_cast<std::size_t>(dim));
+      double n2 = 0;
+      for (auto& x : v) {
+        x = normal(rng);
+        n2 += x * x;
+      }
+      for (auto& x : v) x /= std::sqrt(n2);
+      c.gallery.push_back(v);
+      c.labels.push_back(j == 0 ? 0 : static_cast<int>(uniform(rng) * 3));
+    }
+    // F-hat: a point of the unit ball pulled toward the first (positive) row.
+    c.f.assign(static_cast<std::size_t>(dim), 0.0);
+    const double pull = uniform(rng);
+    double n2 = 0;
+    for (int d = 0; d < dim; ++d) {
+      c.f[d] = pull * c.gallery[0][d] + 0.3 * normal(rng);
+      n2 += c.f[d] * c.f[d];
+    }
+    if (n2 > 1) for (auto& x : c.f) x /= std::sqrt(n2);
+    const auto r = certified_radii(c.geometry(), 0.2 * uniform(rng), 0.1 + uniform(rng));
+    if (r.a > 0 && std::isfinite(r.a)) {
+      ++positive_a;
+      INFO("trial " << trial << ": A " << r.a << " B " << r.b);
+      CHECK(r.b >= r.a - 1e-12);
+    }
+  }
+  CHECK(positive_a > 300);  // the property was exercised, not vacuously true
+}

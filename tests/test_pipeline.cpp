@@ -1,0 +1,247 @@
+// End-to-end runs of a tiny pipeline on the synthetic dataset: outputs, cache hits and
+// misses, determinism across threads and batch sizes, errors inside the flow graph, and a
+// damaged cache entry.
+#include "prelude.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "rguard/bounds.hpp"
+#include "rguard/executor.hpp"
+#include "rguard/h5io.hpp"
+#include "rguard/loader.hpp"
+#include "rguard/spec.hpp"
+
+using namespace rguard;
+namespace fs = std::filesystem;
+
+namespace {
+
+const PluginLoader& loader() {
+  static const PluginLoader instance({RGUARD_PLUGIN_DIR, RGUARD_TEST_PLUGIN_DIR});
+  return instance;
+}
+
+const char* kTiny = R"(name: tiny
+seed: 5
+threads: 2
+dataset: {plugin: synthetic, classes: 6, train_classes: 3, per_class: 10, image_size: 12}
+backbone:
+  plugin: small_cnn
+  channels: [4]
+  embedding_dim: 8
+  input_mean: 0.5
+  input_std: 0.25
+  train: {epochs: 2, batch: 30, per_class: 10, noise_sigma: 0.25}
+noise: {plugin: gaussian, sigma: 0.25}
+certifier: {plugin: retrievalguard, n: 300, alpha: 0.01, batch: 128, queries: 20}
+metrics:
+  - {plugin: recall_at_k, k: [1, 5]}
+  - {plugin: certified_recall, radii: [0, 0.01, 0.05, 0.1]}
+)";
+
+// A fresh folder per test: outputs and cache live there.
+struct Workspace {
+  fs::path root;
+  explicit Workspace(const std::string& name) : root(fs::temp_directory_path() / ("rguard_test_" + name)) {
+    fs::remove_all(root);
+    fs::create_directories(root);
+  }
+  ~Workspace() { fs::remove_all(root); }
+  PipelineSpec spec(const std::vector<std::string>& overrides = {}, const std::string& text = kTiny) const {
+    std::vector<std::string> all{"output=" + (root / "out").string(), "cache=" + (root / "cache").string()};
+    all.insert(all.end(), overrides.begin(), overrides.end());  // later overrides win
+    return resolve_pipeline_spec(parse_yaml(text, "tiny.yaml"), "tiny.yaml", all, loader());
+  }
+  RunResult run(std::vector<std::string> overrides = {}) const {
+    return run_pipeline(spec(std::move(overrides)), loader(), RunOptions{});
+  }
+  std::string file(const std::string& name) const {
+    std::ifstream in(root / "out" / "tiny" / name, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+};
+
+std::string status_of(const RunResult& result, const std::string& stage) {
+  for (const auto& s : result.stages)
+    if (s.stage == stage) return s.status;
+  return "(absent)";
+}
+
+double metric(const PointResult& point, const std::string& name) {
+  for (const auto& m : point.metrics)
+    if (m.name == name) return m.value;
+  FAIL("no metric " << name);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a tiny pipeline runs end to end and writes every output") {
+  Workspace ws("e2e");
+  const auto result = ws.run();
+  CHECK(status_of(result, "backbone") == "computed");
+  CHECK(status_of(result, "samples") == "computed");
+  REQUIRE(result.points.size() == 1);
+  const auto& point = result.points[0];
+  CHECK(point.certificates.size() == 20);
+  CHECK(point.rho == doctest::Approx(mcdiarmid_radius(300, 0.01)));
+  for (const char* name : {"recall@1", "recall@5", "smoothed_recall@1", "certified_recall@0", "abstain_rate"}) {
+    const double v = metric(point, name);
+    CHECK(v >= 0.0);
+    CHECK(v <= 1.0);
+  }
+  CHECK(metric(point, "recall@5") >= metric(point, "recall@1"));
+  CHECK(metric(point, "certified_recall@0") >= metric(point, "certified_recall@0.05"));
+  CHECK(metric(point, "certified_recall@0") > 0.0);  // the synthetic classes are well separated
+  for (std::size_t i = 1; i < point.certificates.size(); ++i)
+    CHECK(point.certificates[i - 1].query_id < point.certificates[i].query_id);
+  for (const auto& c : point.certificates) {
+    CHECK(c.radius == (c.abstain ? 0.0 : std::max({c.radius_a, c.radius_b, c.radius_c})));
+    if (!c.abstain) CHECK(c.correct);
+  }
+
+  for (const char* name : {"resolved.yaml", "manifest.json", "summary.md", "certificates.csv", "certify-main.tsv",
+                           "certificates.h5"})
+    CHECK(fs::exists(ws.root / "out" / "tiny" / name));
+  const auto csv = ws.file("certificates.csv");
+  CHECK(csv.rfind("point,sigma,query_id,label,n,rho,f_norm,d_pos,d_neg,radius_a,radius_b,radius_c,radius,abstain,correct", 0) == 0);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 21);
+  CHECK(ws.file("certify-main.tsv").rfind("idx\tlabel\tpredict\tradius\tcorrect\ttime\n", 0) == 0);
+  CHECK(ws.file("manifest.json").find("\"stages\"") != std::string::npos);
+
+  // certificates.h5 holds what docs/outputs.md promises, and its F-hat reproduces radius B.
+  H5File h5 = H5File::open_read((ws.root / "out" / "tiny" / "certificates.h5").string());
+  std::vector<std::uint64_t> gallery_shape, mean_shape;
+  const auto gallery = h5.read<float>("/gallery/embedding", &gallery_shape);
+  const auto labels = h5.read<std::int64_t>("/gallery/label");
+  CHECK(gallery_shape == std::vector<std::uint64_t>{30, 8});
+  const auto mean = h5.read<double>("/points/main/mean_embedding", &mean_shape);
+  CHECK(mean_shape == std::vector<std::uint64_t>{20, 8});
+  CHECK(h5.attribute_double("/points/main", "sigma") == 0.25);
+  CHECK(h5.attribute_int("/points/main", "n") == 300);
+  const auto self = h5.read<std::int64_t>("/points/main/query_gallery_index");
+  const auto radius_b = h5.read<double>("/points/main/radius_b");
+  const auto query_label = h5.read<std::int64_t>("/points/main/query_label");
+  for (std::size_t q = 0; q < 20; ++q) {
+    QueryGeometry g;
+    std::vector<double> dot(30), norm2(30, 1.0), gram(30);
+    std::vector<std::vector<double>> e(30, std::vector<double>(8));
+    for (std::size_t j = 0; j < 30; ++j) {
+      double n2 = 0;
+      for (std::size_t d = 0; d < 8; ++d) n2 += double(gallery[j * 8 + d]) * gallery[j * 8 + d];
+      for (std::size_t d = 0; d < 8; ++d) e[j][d] = gallery[j * 8 + d] / std::sqrt(n2);
+    }
+    for (std::size_t d = 0; d < 8; ++d) g.f_norm2 += mean[q * 8 + d] * mean[q * 8 + d];
+    double best = 1e9;
+    for (std::size_t j = 0; j < 30; ++j) {
+      for (std::size_t d = 0; d < 8; ++d) dot[j] += mean[q * 8 + d] * e[j][d];
+      if (static_cast<std::int64_t>(j) == self[q]) continue;
+      const double d2 = g.f_norm2 - 2 * dot[j] + 1;
+      if (labels[j] == query_label[q] && d2 < best) {
+        best = d2;
+        g.positive = static_cast<std::int64_t>(j);
+      } else if (labels[j] != query_label[q]) {
+        g.negatives.push_back(static_cast<std::int64_t>(j));
+      }
+    }
+    for (std::size_t j = 0; j < 30; ++j)
+      for (std::size_t d = 0; d < 8; ++d) gram[j] += e[static_cast<std::size_t>(g.positive)][d] * e[j][d];
+    g.dot = dot.data();
+    g.norm2 = norm2.data();
+    g.gram_p = gram.data();
+    CHECK(certified_radii(g, point.rho, 0.25).b == doctest::Approx(radius_b[q]).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("a rerun reuses every stage and writes the same certificate bytes") {
+  Workspace ws("rerun");
+  ws.run();
+  const auto first_csv = ws.file("certificates.csv");
+  const auto first_tsv = ws.file("certify-main.tsv");
+  const auto again = ws.run();
+  for (const char* stage : {"backbone", "embeddings", "samples"}) CHECK(status_of(again, stage) == "reused");
+  CHECK(ws.file("certificates.csv") == first_csv);
+  CHECK(ws.file("certify-main.tsv") == first_tsv);
+}
+
+TEST_CASE("changing alpha, radii or metrics runs no forward pass; changing sigma does") {
+  Workspace ws("partial");
+  const auto first = ws.run();
+  const auto changed = ws.run({"certifier.alpha=0.05", "metrics.1.radii=[0, 0.2]"});
+  CHECK(status_of(changed, "samples") == "reused");
+  CHECK(status_of(changed, "backbone") == "reused");
+  CHECK(changed.points[0].rho < first.points[0].rho);  // larger alpha, smaller rho
+  CHECK(metric(changed.points[0], "certified_recall@0.2") >= 0.0);
+  const auto sigma = ws.run({"noise.sigma=0.3"});
+  CHECK(status_of(sigma, "backbone") == "reused");  // train.noise_sigma is fixed in this spec
+  CHECK(status_of(sigma, "samples") == "computed");
+  const auto more = ws.run({"certifier.queries=28"});  // the first 20 queries' blocks are kept
+  CHECK(status_of(more, "samples") == "resumed");
+}
+
+TEST_CASE("certificates agree across thread counts and batch sizes; the noise is identical") {
+  // The noise and the order of summation do not depend on threads or batching. LibTorch's
+  // kernels may round a forward pass differently for another batch shape or thread count
+  // (docs/architecture.md), so F-hat is compared to 1e-6 and radii to 1e-5 (absolute).
+  Workspace ws("determinism");
+  const auto base = ws.run({"threads=2"});
+  std::vector<RunResult> others;
+  others.push_back(ws.run({"threads=1", "cache=" + (ws.root / "cache1").string()}));
+  others.push_back(ws.run({"certifier.batch=37", "cache=" + (ws.root / "cache2").string()}));
+  others.push_back(ws.run({"certifier.batch=1000", "threads=1", "cache=" + (ws.root / "cache3").string()}));
+  for (const auto& other : others) {
+    CHECK(status_of(other, "samples") == "computed");
+    const auto& a = base.points[0];
+    const auto& b = other.points[0];
+    REQUIRE(a.certificates.size() == b.certificates.size());
+    double largest = 0;
+    for (std::size_t i = 0; i < a.mean_embedding.size(); ++i)
+      largest = std::max(largest, std::abs(a.mean_embedding[i] - b.mean_embedding[i]));
+    MESSAGE("largest |F-hat difference|: " << largest);
+    CHECK(largest <= 1e-6);
+    for (std::size_t i = 0; i < a.certificates.size(); ++i) {
+      CHECK(a.certificates[i].query_id == b.certificates[i].query_id);
+      CHECK(std::abs(a.certificates[i].radius_b - b.certificates[i].radius_b) <= 1e-5);
+      CHECK(a.certificates[i].abstain == b.certificates[i].abstain);
+    }
+  }
+}
+
+TEST_CASE("an error inside the flow graph reaches the caller once and leaves no output") {
+  Workspace ws("failure");
+  std::string text = kTiny;
+  const std::string from = "backbone:\n  plugin: small_cnn\n  channels: [4]\n  embedding_dim: 8\n  input_mean: 0.5\n  input_std: 0.25\n  train: {epochs: 2, batch: 30, per_class: 10, noise_sigma: 0.25}\n";
+  REQUIRE(text.find(from) != std::string::npos);
+  text.replace(text.find(from), from.size(), "backbone: {plugin: failing_backbone, fail_after: 3}\n");
+  const auto spec = ws.spec({}, text);
+  CHECK_THROWS_WITH_AS(run_pipeline(spec, loader(), RunOptions{}), doctest::Contains("forward failed on purpose"), Error);
+  CHECK(!fs::exists(ws.root / "out" / "tiny"));
+  for (const auto& item : fs::recursive_directory_iterator(ws.root)) {
+    INFO(item.path().string());
+    CHECK(item.path().string().find(".tmp.") == std::string::npos);
+    CHECK(item.path().string().find(".partial") == std::string::npos);
+  }
+}
+
+TEST_CASE("a damaged cache entry is set aside and recomputed to the same result") {
+  Workspace ws("damaged");
+  ws.run();
+  const auto first_csv = ws.file("certificates.csv");
+  int damaged = 0;
+  for (const auto& item : fs::directory_iterator(ws.root / "cache" / "samples")) {
+    std::ofstream(item.path(), std::ios::binary | std::ios::trunc) << "garbage";
+    if (++damaged == 2) break;
+  }
+  const auto again = ws.run();
+  CHECK(status_of(again, "samples") == "resumed");
+  CHECK(ws.file("certificates.csv") == first_csv);
+  int aside = 0;
+  for (const auto& item : fs::directory_iterator(ws.root / "cache" / "samples"))
+    aside += item.path().extension() == ".corrupt";
+  CHECK(aside == 2);
+}

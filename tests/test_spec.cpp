@@ -1,0 +1,183 @@
+// The spec loader: each class of bad input gets a message with file:line:column, the key,
+// what was expected and a suggestion; good input resolves with every default filled in.
+#include "prelude.hpp"
+
+#include <string>
+#include <vector>
+
+#include "rguard/loader.hpp"
+#include "rguard/spec.hpp"
+
+using namespace rguard;
+
+namespace {
+
+const PluginLoader& loader() {
+  static const PluginLoader instance({RGUARD_PLUGIN_DIR});
+  return instance;
+}
+
+const char* kBase = R"(name: t
+seed: 3
+dataset: {plugin: synthetic, per_class: 8}
+backbone:
+  plugin: small_cnn
+  channels: [4]
+  embedding_dim: 8
+  train:
+    epochs: 1
+    noise_sigma: ${noise.sigma}
+noise: {plugin: gaussian, sigma: 0.5}
+certifier: {plugin: retrievalguard, n: 100, alpha: 0.01, batch: 50}
+metrics:
+  - {plugin: certified_recall, radii: [0, 0.1]}
+)";
+
+PipelineSpec resolve(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  return resolve_pipeline_spec(parse_yaml(text, "spec.yaml"), "spec.yaml", overrides, loader());
+}
+
+// The error message of resolving `text`, or "" when it resolves.
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    resolve(text, overrides);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("a valid spec resolves with defaults, references and types") {
+  const auto spec = resolve(kBase);
+  CHECK(spec.name == "t");
+  CHECK(spec.seed == 3);
+  CHECK(spec.noise.params.get_float("sigma") == 0.5);
+  CHECK(spec.backbone.params.get_float("train.noise_sigma") == 0.5);  // ${noise.sigma}
+  CHECK(spec.backbone.params.get_int("train.batch") == 128);          // default
+  CHECK(spec.certifier.params.get_int("n") == 100);
+  CHECK(spec.certifier.params.get_string("radius") == "max");
+  CHECK(spec.metrics.size() == 1);
+  CHECK(spec.metrics[0].params.get_float_list("radii") == std::vector<double>{0, 0.1});
+  CHECK(spec.cache_root == "results/cache");
+}
+
+TEST_CASE("the resolved spec is itself a valid spec with the same meaning") {
+  const auto spec = resolve(kBase);
+  const auto again = resolve(spec.resolved_yaml);
+  CHECK(again.resolved_yaml == spec.resolved_yaml);
+  CHECK(again.backbone.canonical() == spec.backbone.canonical());
+  CHECK(again.certifier.canonical() == spec.certifier.canonical());
+}
+
+TEST_CASE("duplicate keys are refused with both locations") {
+  const auto message = error_of(replace(kBase, "sigma: 0.5}", "sigma: 0.5, sigma: 0.25}"));
+  CHECK(contains(message, "spec.yaml:11:"));
+  CHECK(contains(message, "duplicate key 'sigma'"));
+  CHECK(contains(message, "first given at spec.yaml:11:"));
+  CHECK(contains(error_of(std::string(kBase) + "seed: 4\n"), "duplicate key 'seed'"));
+}
+
+TEST_CASE("merge keys and broken YAML are refused with a location") {
+  CHECK(contains(error_of("base: &b {x: 1}\nnoise: {<<: *b}\n"), "merge keys"));
+  const auto message = error_of("name: t\ndataset: {plugin: synthetic\n");
+  CHECK(contains(message, "spec.yaml:"));
+  CHECK(contains(message, "invalid YAML"));
+}
+
+TEST_CASE("unknown keys get a did-you-mean suggestion") {
+  auto message = error_of(replace(kBase, "alpha: 0.01", "alpah: 0.01"));
+  CHECK(contains(message, "spec.yaml:12:"));
+  CHECK(contains(message, "certifier.alpah"));
+  CHECK(contains(message, "did you mean 'alpha'"));
+  message = error_of(replace(kBase, "    epochs: 1", "    epoch: 1"));
+  CHECK(contains(message, "backbone.train.epoch"));
+  CHECK(contains(message, "did you mean 'train.epochs'"));
+  message = error_of(replace(kBase, "seed: 3", "sede: 3"));
+  CHECK(contains(message, "unknown section"));
+  CHECK(contains(message, "did you mean 'seed'"));
+}
+
+TEST_CASE("wrong types name what was expected and what was got") {
+  auto message = error_of(replace(kBase, "alpha: 0.01", "alpha: abc"));
+  CHECK(contains(message, "spec.yaml:12:"));
+  CHECK(contains(message, "certifier.alpha"));
+  CHECK(contains(message, "expected float in (0, 1), got 'abc'"));
+  message = error_of(replace(kBase, "n: 100", "n: 1.5"));
+  CHECK(contains(message, "expected int"));
+  message = error_of(replace(kBase, "channels: [4]", "channels: {a: 1}"));
+  CHECK(contains(message, "backbone.channels"));
+  CHECK(contains(message, "expected list of int"));
+  message = error_of(replace(kBase, "n: 100", "n: '100'"));
+  CHECK(contains(message, "got '100'"));  // quoted: a string, not a number
+  CHECK(resolve(replace(kBase, "n: 100", "n: 1e3")).certifier.params.get_int("n") == 1000);
+}
+
+TEST_CASE("out-of-range values are refused") {
+  auto message = error_of(replace(kBase, "sigma: 0.5}", "sigma: 0}"));
+  CHECK(contains(message, "noise.sigma: expected float > 0, got 0"));
+  CHECK(contains(error_of(replace(kBase, "sigma: 0.5}", "sigma: -0.1}")), "expected float > 0"));
+  CHECK(contains(error_of(replace(kBase, "n: 100", "n: 0")), "certifier.n: expected int >= 1, got 0"));
+  CHECK(contains(error_of(replace(kBase, "alpha: 0.01", "alpha: 1.5")), "expected float in (0, 1)"));
+  CHECK(contains(error_of(replace(kBase, "alpha: 0.01", "alpha: 0")), "expected float in (0, 1)"));
+  message = error_of(replace(kBase, "radii: [0, 0.1]", "radii: [0, -0.1]"));
+  CHECK(contains(message, "metrics[0].radii[1]: expected float >= 0, got -0.1"));
+  CHECK(contains(error_of(replace(kBase, "plugin: retrievalguard,", "plugin: retrievalguard, radius: d,")),
+                 "expected one of max|a|b|c"));
+}
+
+TEST_CASE("unknown plugins list what was found; a plugin of another kind is named") {
+  auto message = error_of(replace(kBase, "plugin: gaussian", "plugin: gausian"));
+  CHECK(contains(message, "spec.yaml:11:"));
+  CHECK(contains(message, "unknown noise plugin 'gausian'"));
+  CHECK(contains(message, "did you mean 'gaussian'"));
+  CHECK(contains(message, "available noise plugins: gaussian"));
+  message = error_of(replace(kBase, "plugin: small_cnn", "plugin: gaussian"));
+  CHECK(contains(message, "'gaussian' is a noise plugin"));
+  message = error_of(replace(kBase, "noise: {plugin: gaussian, sigma: 0.5}", "noise: {sigma: 0.5}"));
+  CHECK(contains(message, "noise: missing key 'plugin'"));
+}
+
+TEST_CASE("missing sections and unsupported sweeps say what to do") {
+  CHECK(contains(error_of("name: t\n"), "dataset: missing section"));
+  CHECK(contains(error_of(std::string(kBase) + "sweep: {grid: {noise.sigma: [0.1, 0.2]}}\n"), "--set"));
+}
+
+TEST_CASE("--set overrides values, list items and references") {
+  auto spec = resolve(kBase, {"noise.sigma=0.12", "certifier.n=2000", "metrics.0.radii=[0.5]"});
+  CHECK(spec.noise.params.get_float("sigma") == 0.12);
+  CHECK(spec.backbone.params.get_float("train.noise_sigma") == 0.12);  // the reference follows
+  CHECK(spec.certifier.params.get_int("n") == 2000);
+  CHECK(spec.metrics[0].params.get_float_list("radii") == std::vector<double>{0.5});
+  spec = resolve(kBase, {"backbone.train.epochs=3"});
+  CHECK(spec.backbone.params.get_int("train.epochs") == 3);
+  auto message = error_of(kBase, {"noise.sigma=-1"});
+  CHECK(contains(message, "--set noise.sigma"));
+  CHECK(contains(message, "expected float > 0"));
+  CHECK(contains(error_of(kBase, {"noise.sigma"}), "expected dotted.key=value"));
+  CHECK(contains(error_of(kBase, {"metrics.5.radii=[1]"}), "not an index"));
+  CHECK(contains(error_of(kBase, {"noise.sgma=1"}), "did you mean 'sigma'"));
+}
+
+TEST_CASE("references to missing keys and cycles are errors") {
+  CHECK(contains(error_of(replace(kBase, "${noise.sigma}", "${noise.sigmaa}")), "refers to a key that does not exist"));
+  CHECK(contains(error_of(replace(kBase, "sigma: 0.5}", "sigma: '${noise.sigma}'}")), "cycle"));
+}
+
+TEST_CASE("loading a missing file names it") {
+  try {
+    load_pipeline_spec("/nonexistent/p.yaml", {}, loader());
+    FAIL("no error");
+  } catch (const Error& e) {
+    CHECK(contains(e.what(), "/nonexistent/p.yaml: cannot open"));
+  }
+}
