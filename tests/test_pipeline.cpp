@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "rguard/bounds.hpp"
+#include "rguard/dataset.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/h5io.hpp"
 #include "rguard/loader.hpp"
@@ -244,4 +245,34 @@ TEST_CASE("a damaged cache entry is set aside and recomputed to the same result"
   for (const auto& item : fs::directory_iterator(ws.root / "cache" / "samples"))
     aside += item.path().extension() == ".corrupt";
   CHECK(aside == 2);
+}
+
+TEST_CASE("fashion_mnist reads Debian's package: counts per class, splits, protocols") {
+  auto make = [](const std::vector<std::string>& overrides) {
+    const std::string text =
+        "dataset: {plugin: fashion_mnist}\nbackbone: {plugin: small_cnn}\nnoise: {plugin: gaussian}\n"
+        "certifier: {plugin: retrievalguard}\n";
+    auto spec = resolve_pipeline_spec(parse_yaml(text, "f.yaml"), "f.yaml", overrides, loader());
+    return loader().create<Dataset>(spec.dataset);
+  };
+  auto data = make({})->load();
+  CHECK(data.train.size() == 30000);
+  CHECK(data.query.size() == 5000);
+  CHECK(data.gallery.images.is_same(data.query.images));  // leave-one-out
+  CHECK(torch::equal(data.query_gallery_index, torch::arange(5000)));
+  CHECK(torch::equal(torch::bincount(data.query.labels), torch::tensor({0, 0, 0, 0, 0, 1000, 1000, 1000, 1000, 1000})));
+  CHECK(torch::equal(torch::bincount(data.train.labels), torch::full({5}, 6000, torch::kLong)));
+  CHECK(data.train.images.sizes() == torch::IntArrayRef({30000, 1, 28, 28}));
+  CHECK(data.train.images.min().item<float>() == 0.0f);
+  CHECK(data.train.images.max().item<float>() == 1.0f);
+
+  data = make({"dataset.protocol=query_gallery", "dataset.gallery_split=train", "dataset.eval_classes=[7]",
+               "dataset.train_classes=[]"})->load();
+  CHECK(data.train.size() == 0);
+  CHECK(data.query.size() == 1000);
+  CHECK(data.gallery.size() == 6000);
+  CHECK((data.query_gallery_index == -1).all().item<bool>());
+
+  CHECK_THROWS_WITH_AS(make({"dataset.root=/nonexistent"})->load(),
+                       doctest::Contains("install the Debian package dataset-fashion-mnist"), Error);
 }
