@@ -87,6 +87,23 @@ TEST_CASE("rguard run, show and a rerun from the command line") {
   CHECK(contains(out.text, "certified R@1"));
   CHECK(contains(out.text, "Outputs: " + (dir / "out" / "cli").string()));
 
+  // certificates.h5 is readable by h5py with the documented layout (docs/outputs.md).
+  const std::string h5 = (dir / "out" / "cli" / "certificates.h5").string();
+  const std::string script =
+      "import h5py; f = h5py.File('" + h5 + "', 'r'); p = f['points/main']; "
+      "assert p['mean_embedding'].shape == (8, 8); assert f['gallery/embedding'].shape[1] == 8; "
+      "assert len(p['radius_b']) == 8 and p['query_id'].dtype == 'int64'; "
+      "print('sigma', p.attrs['sigma'], 'n', p.attrs['n'], 'rho', p.attrs['rho'])";
+  FILE* pipe = ::popen(("/usr/bin/python3 -c \"" + script + "\" 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char line[512] = {};
+  const bool got = std::fgets(line, sizeof line, pipe) != nullptr;
+  const int status = ::pclose(pipe);
+  INFO(line);
+  CHECK(got);
+  CHECK(status == 0);
+  CHECK(contains(line, "sigma 0.25 n 200"));
+
   out = rguard("run " + where);
   CHECK(out.status == 0);
   CHECK(contains(out.text, "[samples     ] reused"));

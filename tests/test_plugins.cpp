@@ -28,6 +28,15 @@ std::string load_error(PluginLoader& loader, const std::string& path, std::optio
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+StageSpec gaussian_stage() {
+  StageSpec stage;
+  stage.kind = PluginKind::Noise;
+  stage.plugin = "gaussian";
+  stage.section = "noise";
+  stage.params.set("sigma", 0.5);
+  return stage;
+}
+
 }  // namespace
 
 TEST_CASE("discovery finds every built plugin with its entry") {
@@ -100,12 +109,7 @@ TEST_CASE("objects keep their library loaded after the loader is gone") {
   std::shared_ptr<Noise> noise;
   {
     PluginLoader loader({RGUARD_PLUGIN_DIR});
-    StageSpec stage;
-    stage.kind = PluginKind::Noise;
-    stage.plugin = "gaussian";
-    stage.section = "noise";
-    stage.params.set("sigma", 0.5);
-    noise = loader.create<Noise>(stage);
+    noise = loader.create<Noise>(gaussian_stage());
   }
   CHECK(std::string(noise->family()) == "gaussian");
   CHECK(noise->sigma() == 0.5);
@@ -116,11 +120,6 @@ TEST_CASE("objects keep their library loaded after the loader is gone") {
 
 TEST_CASE("create checks the interface") {
   PluginLoader loader({RGUARD_PLUGIN_DIR});
-  StageSpec stage;
-  stage.kind = PluginKind::Noise;
-  stage.plugin = "gaussian";
-  stage.section = "noise";
-  stage.params.set("sigma", 0.5);
-  CHECK_THROWS_WITH_AS(loader.create<Certifier>(stage), doctest::Contains("does not implement the noise interface"),
+  CHECK_THROWS_WITH_AS(loader.create<Certifier>(gaussian_stage()), doctest::Contains("does not implement the noise interface"),
                        Error);
 }

@@ -104,36 +104,29 @@ void write_h5(const fs::path& path, const RunResult& result) {
   for (const auto& point : result.points) {
     const std::string group = "/points/" + point.name;
     const auto q = static_cast<std::uint64_t>(point.certificates.size());
-    std::vector<std::int64_t> id, label, predict, abstain, correct;
-    std::vector<double> a, b, c, radius, f_norm, d_pos, d_neg;
-    for (const auto& cert : point.certificates) {
-      id.push_back(cert.query_id);
-      label.push_back(cert.label);
-      predict.push_back(cert.predict_index);
-      abstain.push_back(cert.abstain);
-      correct.push_back(cert.correct);
-      a.push_back(cert.radius_a);
-      b.push_back(cert.radius_b);
-      c.push_back(cert.radius_c);
-      radius.push_back(cert.radius);
-      f_norm.push_back(cert.f_norm);
-      d_pos.push_back(cert.d_pos);
-      d_neg.push_back(cert.d_neg);
+    auto column = [&](const char* name, auto field) {
+      using T = decltype(field(point.certificates.front()));
+      std::vector<T> values;
+      for (const auto& cert : point.certificates) values.push_back(field(cert));
+      file.write(group + "/" + name, values);
+    };
+    const auto as_int = [](bool b) { return static_cast<std::int64_t>(b); };
+    if (!point.certificates.empty()) {
+      column("query_id", [](const Certificate& c) { return c.query_id; });
+      column("query_label", [](const Certificate& c) { return c.label; });
+      column("predict_index", [](const Certificate& c) { return c.predict_index; });
+      column("abstain", [&](const Certificate& c) { return as_int(c.abstain); });
+      column("correct", [&](const Certificate& c) { return as_int(c.correct); });
+      column("radius_a", [](const Certificate& c) { return c.radius_a; });
+      column("radius_b", [](const Certificate& c) { return c.radius_b; });
+      column("radius_c", [](const Certificate& c) { return c.radius_c; });
+      column("radius", [](const Certificate& c) { return c.radius; });
+      column("f_norm", [](const Certificate& c) { return c.f_norm; });
+      column("d_pos", [](const Certificate& c) { return c.d_pos; });
+      column("d_neg", [](const Certificate& c) { return c.d_neg; });
     }
-    file.write(group + "/query_id", id);
-    file.write(group + "/query_label", label);
     file.write(group + "/query_gallery_index", point.query_gallery_index);
     file.write(group + "/mean_embedding", point.mean_embedding.data(), {q, dim});
-    file.write(group + "/predict_index", predict);
-    file.write(group + "/abstain", abstain);
-    file.write(group + "/correct", correct);
-    file.write(group + "/radius_a", a);
-    file.write(group + "/radius_b", b);
-    file.write(group + "/radius_c", c);
-    file.write(group + "/radius", radius);
-    file.write(group + "/f_norm", f_norm);
-    file.write(group + "/d_pos", d_pos);
-    file.write(group + "/d_neg", d_neg);
     file.set_attribute(group, "sigma", point.sigma);
     file.set_attribute(group, "n", point.n);
     file.set_attribute(group, "alpha", point.alpha);
