@@ -161,7 +161,7 @@ TEST_CASE("--set overrides values, list items and references") {
   spec = resolve(kBase, {"backbone.train.epochs=3"});
   CHECK(spec.backbone.params.get_int("train.epochs") == 3);
   auto message = error_of(kBase, {"noise.sigma=-1"});
-  CHECK(contains(message, "--set noise.sigma"));
+  CHECK(contains(message, "--set: noise.sigma: expected float > 0, got -1"));
   CHECK(contains(message, "expected float > 0"));
   CHECK(contains(error_of(kBase, {"noise.sigma"}), "expected dotted.key=value"));
   CHECK(contains(error_of(kBase, {"metrics.5.radii=[1]"}), "not an index"));

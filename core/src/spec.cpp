@@ -284,7 +284,7 @@ void apply_override(const YamlNodePtr& root, const std::string& text) {
   if (eq == std::string::npos || eq == 0)
     throw Error(fmt::format("--set '{}': expected dotted.key=value, e.g. --set noise.sigma=0.5", text));
   const std::string path = text.substr(0, eq);
-  const SourceLocation where{"--set " + path, 0, 0};
+  const SourceLocation where{"--set", 0, 0};
   YamlNodePtr value = parse_yaml(text.substr(eq + 1), where.file);
   // Locations inside the value point at the command line, not at a line of a file.
   std::vector<YamlNodePtr> todo{value};
