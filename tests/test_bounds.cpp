@@ -64,7 +64,7 @@ TEST_CASE("rho = (1 + sqrt(2 ln(1/alpha))) / sqrt(n)") {
   CHECK(rguard::mcdiarmid_radius(1, 0.5) == doctest::Approx(2.177410022515474691).epsilon(1e-14));
 }
 
-TEST_CASE("A, B, C on a two-item gallery (hand case 1)") {
+TEST_CASE("A B C on a two-item gallery (hand case 1)") {
   Case c{{{1, 0}, {0, 1}}, {0, 1}, {0.8, 0.2}, 0};
   const auto r = certified_radii(c.geometry(), 0.05, 0.5);
   CHECK(r.d_pos == doctest::Approx(0.28284271247461901).epsilon(1e-14));
@@ -74,7 +74,7 @@ TEST_CASE("A, B, C on a two-item gallery (hand case 1)") {
   CHECK(r.c == doctest::Approx(0.20792750410290825).epsilon(1e-13));
 }
 
-TEST_CASE("A, B, C with two positives and two negatives (hand case 2)") {
+TEST_CASE("A B C with two positives and two negatives (hand case 2)") {
   Case c{{{1, 0, 0}, {0.6, 0.8, 0}, {0, 0, 1}, {0, 0.6, 0.8}}, {0, 0, 1, 1}, {0.5, 0.45, 0.2}, 0};
   auto g = c.geometry();
   CHECK(g.positive == 1);  // the nearer of the two positives
@@ -94,7 +94,7 @@ TEST_CASE("a tie abstains under every bound") {
   CHECK(r.c < 0);
 }
 
-TEST_CASE("a wrong smoothed prediction abstains; rho eats a small margin") {
+TEST_CASE("a wrong smoothed prediction abstains - rho eats a small margin") {
   Case wrong{{{1, 0}, {0, 1}}, {0, 1}, {0.2, 0.7}, 0};
   auto r = certified_radii(wrong.geometry(), 0.01, 0.5);
   CHECK(r.a < 0);
@@ -109,7 +109,7 @@ TEST_CASE("a wrong smoothed prediction abstains; rho eats a small margin") {
   CHECK(r.c < 0);
 }
 
-TEST_CASE("single positive and no negatives; duplicate positive/negative embedding") {
+TEST_CASE("single positive and no negatives - duplicate positive/negative embedding") {
   Case lone{{{1, 0}}, {0}, {0.9, 0.1}, 0};
   auto r = certified_radii(lone.geometry(), 0.05, 0.25);
   CHECK(std::isinf(r.a));
@@ -129,7 +129,7 @@ TEST_CASE("radii scale linearly with sigma") {
   CHECK(r2.c == doctest::Approx(4 * r1.c));
 }
 
-TEST_CASE("property: R_B >= R_A whenever R_A > 0, on random unit galleries") {
+TEST_CASE("property: R_B >= R_A whenever R_A > 0 on random unit galleries") {
   std::mt19937_64 rng(12345);
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> uniform(0.0, 1.0);

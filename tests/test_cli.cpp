@@ -2,7 +2,12 @@
 // the YAML reference in docs/ kept equal to what the plugins declare.
 #include "prelude.hpp"
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <filesystem>
@@ -56,7 +61,7 @@ TEST_CASE("docs/yaml-reference.md is what the plugins declare") {
   CHECK(out.text == read(fs::path(RGUARD_TEST_SOURCE_DIR) / ".." / "docs" / "yaml-reference.md"));
 }
 
-TEST_CASE("rguard plugins lists kinds, parameters and defaults; a wrong kind is an error") {
+TEST_CASE("rguard plugins lists kinds parameters and defaults - a wrong kind is an error") {
   auto out = rguard("plugins noise");
   CHECK(out.status == 0);
   CHECK(contains(out.text, "gaussian 1.0"));
@@ -67,7 +72,7 @@ TEST_CASE("rguard plugins lists kinds, parameters and defaults; a wrong kind is 
   CHECK(contains(out.text, "did you mean 'noise'"));
 }
 
-TEST_CASE("rguard run, show and a rerun from the command line") {
+TEST_CASE("rguard run show and a rerun from the command line") {
   const fs::path dir = fs::temp_directory_path() / "rguard_test_cli";
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -127,5 +132,150 @@ TEST_CASE("bad input exits with status 2 and a located message") {
   out = rguard("run");
   CHECK(out.status != 0);
   CHECK(contains(out.text, "pipeline is required"));
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// Starts `rguard ARGS...` as a child process with its output discarded.
+pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv{const_cast<char*>(RGUARD_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    ::unsetenv("RGUARD_PLUGIN_PATH");
+    ::execv(RGUARD_BINARY, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::size_t count_files(const fs::path& dir, const std::string& extension) {
+  std::size_t n = 0;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  for (const auto& item : fs::directory_iterator(dir)) n += item.path().extension() == extension;
+  return n;
+}
+
+// Everything but the last (time) column of a certify-*.tsv.
+std::string without_time(const std::string& tsv) {
+  std::string out;
+  std::istringstream in(tsv);
+  for (std::string line; std::getline(in, line);) out += line.substr(0, line.rfind('\t')) + "\n";
+  return out;
+}
+
+const char* kResumeSpec = R"(name: resume
+dataset: {plugin: synthetic, classes: 8, train_classes: 3, per_class: 12}
+backbone: {plugin: small_cnn, channels: [8], embedding_dim: 16, train: {epochs: 1, batch: 24, per_class: 8}}
+noise: {plugin: gaussian, sigma: 0.25}
+certifier: {plugin: retrievalguard, n: 6000, alpha: 0.01, batch: 500, queries: 60}
+metrics: [{plugin: certified_recall, radii: [0, 0.05]}]
+)";
+
+}  // namespace
+
+TEST_CASE("killed with SIGKILL mid-certification a rerun resumes and ends with the same bytes") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_resume";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string spec = (dir / "resume.yaml").string();
+  std::ofstream(spec) << kResumeSpec;
+
+  // The reference: a run that is never interrupted, with its own cache and output.
+  REQUIRE(wait_for(spawn({"run", spec, "--set", "output=" + (dir / "reference").string()})) == 0);
+
+  const std::string out = "output=" + (dir / "killed").string();
+  const pid_t child = spawn({"run", spec, "--set", out});
+  const fs::path samples = dir / "killed" / "cache" / "samples";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count_files(samples, ".h5") < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::kill(child, SIGKILL);
+  wait_for(child);
+  const std::size_t done_before = count_files(samples, ".h5");
+  INFO("blocks finished before the kill: " << done_before);
+  REQUIRE(done_before >= 2);
+  REQUIRE(done_before < 8);  // it was killed mid-certification, not after
+  CHECK(!fs::exists(dir / "killed" / "resume"));  // no outputs that look complete
+
+  auto resumed = rguard("run " + spec + " --set " + out);
+  INFO(resumed.text);
+  CHECK(resumed.status == 0);
+  CHECK(contains(resumed.text, "[samples     ] resumed"));
+  for (const char* file : {"certificates.csv", "metrics.csv", "certificates.h5"})
+    CHECK(read(dir / "killed" / "resume" / file) == read(dir / "reference" / "resume" / file));
+  CHECK(without_time(read(dir / "killed" / "resume" / "certify-main.tsv")) ==
+        without_time(read(dir / "reference" / "resume" / "certify-main.tsv")));
+
+  // cache gc removes what the killed process left half-written; ls shows who uses what.
+  auto gc = rguard("cache gc --cache " + (dir / "killed" / "cache").string());
+  CHECK(gc.status == 0);
+  for (const auto& item : fs::recursive_directory_iterator(dir / "killed" / "cache"))
+    CHECK(item.path().string().find(".tmp.") == std::string::npos);
+  auto ls = rguard("cache ls --cache " + (dir / "killed" / "cache").string());
+  CHECK(ls.status == 0);
+  CHECK(contains(ls.text, "samples"));
+  CHECK(contains(ls.text, "resume"));
+  CHECK(!contains(ls.text, "unused"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("two runs sharing a cache at once both finish with the same results and an intact cache") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_concurrent";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string spec = (dir / "resume.yaml").string();
+  std::ofstream(spec) << kResumeSpec;
+  const std::string cache = "cache=" + (dir / "cache").string();
+  const pid_t a = spawn({"run", spec, "--set", "output=" + (dir / "a").string(), "--set", cache});
+  const pid_t b = spawn({"run", spec, "--set", "output=" + (dir / "b").string(), "--set", cache});
+  CHECK(wait_for(a) == 0);
+  CHECK(wait_for(b) == 0);
+  CHECK(read(dir / "a" / "resume" / "certificates.csv") == read(dir / "b" / "resume" / "certificates.csv"));
+  CHECK(count_files(dir / "cache" / "samples", ".h5") == 8);  // 60 queries in blocks of 8: each once
+  CHECK(count_files(dir / "cache" / "samples", ".corrupt") == 0);
+  CHECK(count_files(dir / "cache" / "backbone", ".h5") == 1);
+  // A third run reuses everything the two wrote.
+  auto third = rguard("run " + spec + " --set output=" + (dir / "c").string() + " --set " + cache);
+  CHECK(contains(third.text, "[samples     ] reused"));
+  CHECK(read(dir / "c" / "resume" / "certificates.csv") == read(dir / "a" / "resume" / "certificates.csv"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("rguard report writes tables with the best value marked plots and an index page") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_report";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "cli.yaml") << kSpec;
+  auto out = rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() +
+                    " --set noise.sigma=0.2,0.4");
+  REQUIRE(out.status == 0);
+  out = rguard("report " + (dir / "out" / "cli").string() + " --out " + (dir / "report").string());
+  INFO(out.text);
+  CHECK(out.status == 0);
+  const auto md = read(dir / "report" / "table.md");
+  CHECK(contains(md, "| noise.sigma=0.2 |"));
+  CHECK(contains(md, "| noise.sigma=0.4 |"));
+  CHECK(contains(md, "R@1 r=0.05"));
+  CHECK(contains(md, "**"));  // a best value is marked
+  CHECK(contains(read(dir / "report" / "table.tex"), "\\textbf{"));
+  CHECK(contains(read(dir / "report" / "table.csv"), "\nbest,"));
+  CHECK(contains(read(dir / "report" / "index.html"), "<table>"));
+  CHECK(fs::file_size(dir / "report" / "certified_recall.png") > 1000);
+  CHECK(contains(read(dir / "report" / "certified_recall.svg"), "<svg"));
+  out = rguard("report " + (dir / "nothing").string());
+  CHECK(out.status == 2);
+  CHECK(contains(out.text, "not a run folder"));
   fs::remove_all(dir);
 }

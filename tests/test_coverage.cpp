@@ -44,7 +44,7 @@ double failure_rate(const Discrete& f, int n, double radius, int repetitions, st
 
 }  // namespace
 
-TEST_CASE("coverage: antipodal f (largest variance), several alpha and n") {
+TEST_CASE("coverage: antipodal f (largest variance) several alpha and n") {
   const Discrete f{{{1, 0, 0}, {-1, 0, 0}}, {0.5, 0.5}};
   for (double alpha : {0.5, 0.2, 0.05}) {
     for (int n : {25, 400}) {
@@ -56,7 +56,7 @@ TEST_CASE("coverage: antipodal f (largest variance), several alpha and n") {
   }
 }
 
-TEST_CASE("coverage: spread over many orthogonal directions, uneven weights") {
+TEST_CASE("coverage: spread over many orthogonal directions uneven weights") {
   Discrete f;
   for (int i = 0; i < 16; ++i) {
     std::vector<double> atom(16, 0.0);

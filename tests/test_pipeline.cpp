@@ -170,7 +170,7 @@ TEST_CASE("a rerun reuses every stage and writes the same certificate bytes") {
   CHECK(ws.file("certify-main.tsv") == first_tsv);
 }
 
-TEST_CASE("changing alpha, radii or metrics runs no forward pass; changing sigma does") {
+TEST_CASE("changing alpha radii or metrics runs no forward pass - changing sigma does") {
   Workspace ws("partial");
   const auto first = ws.run();
   const auto changed = ws.run({"certifier.alpha=0.05", "metrics.1.radii=[0, 0.2]"});
@@ -185,7 +185,7 @@ TEST_CASE("changing alpha, radii or metrics runs no forward pass; changing sigma
   CHECK(status_of(more, "samples") == "resumed");
 }
 
-TEST_CASE("certificates agree across thread counts and batch sizes; the noise is identical") {
+TEST_CASE("certificates agree across thread counts and batch sizes - the noise is identical") {
   // The noise and the order of summation do not depend on threads or batching. LibTorch's
   // kernels may round a forward pass differently for another batch shape or thread count
   // (docs/architecture.md), so F-hat is compared to 1e-6 and radii to 1e-5 (absolute).
@@ -235,6 +235,7 @@ TEST_CASE("a damaged cache entry is set aside and recomputed to the same result"
   const auto first_csv = ws.file("certificates.csv");
   int damaged = 0;
   for (const auto& item : fs::directory_iterator(ws.root / "cache" / "samples")) {
+    if (item.path().extension() != ".h5") continue;
     std::ofstream(item.path(), std::ios::binary | std::ios::trunc) << "garbage";
     if (++damaged == 2) break;
   }
@@ -247,7 +248,7 @@ TEST_CASE("a damaged cache entry is set aside and recomputed to the same result"
   CHECK(aside == 2);
 }
 
-TEST_CASE("fashion_mnist reads Debian's package: counts per class, splits, protocols") {
+TEST_CASE("fashion_mnist reads Debian's package: counts per class splits protocols") {
   auto make = [](const std::vector<std::string>& overrides) {
     const std::string text =
         "dataset: {plugin: fashion_mnist}\nbackbone: {plugin: small_cnn}\nnoise: {plugin: gaussian}\n"
@@ -275,4 +276,45 @@ TEST_CASE("fashion_mnist reads Debian's package: counts per class, splits, proto
 
   CHECK_THROWS_WITH_AS(make({"dataset.root=/nonexistent"})->load(),
                        doctest::Contains("install the Debian package dataset-fashion-mnist"), Error);
+}
+
+TEST_CASE("a sweep shares a backbone across points - adding a point runs only that point - --force") {
+  Workspace ws("sweep");
+  auto run = [&](const std::vector<std::string>& overrides, const std::string& force = "") {
+    std::vector<std::string> all{"output=" + (ws.root / "out").string(), "cache=" + (ws.root / "cache").string()};
+    all.insert(all.end(), overrides.begin(), overrides.end());
+    const auto spec = resolve_experiment_spec(parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml", all, loader());
+    RunOptions options;
+    options.force = force;
+    return run_experiment(spec, loader(), options);
+  };
+  auto count = [](const RunResult& r, const std::string& stage, const std::string& status) {
+    return std::count_if(r.stages.begin(), r.stages.end(),
+                         [&](const StageReport& s) { return s.stage == stage && s.status == status; });
+  };
+  const auto first = run({"noise.sigma=0.2,0.3"});
+  REQUIRE(first.points.size() == 2);
+  CHECK(first.points[0].name == "noise.sigma=0.2");
+  CHECK(first.points[1].sigma == 0.3);
+  CHECK(count(first, "backbone", "computed") == 1);  // train.noise_sigma is fixed: one model
+  CHECK(count(first, "samples", "computed") == 2);
+  const auto csv = ws.file("certificates.csv");
+  CHECK(csv.find("noise.sigma=0.2,0.2,") != std::string::npos);
+  CHECK(fs::exists(ws.root / "out" / "tiny" / "certify-noise.sigma=0.3.tsv"));
+
+  const auto more = run({"noise.sigma=0.2,0.3,0.4"});
+  CHECK(count(more, "samples", "reused") == 2);
+  CHECK(count(more, "samples", "computed") == 1);
+  CHECK(more.points[1].certificates.size() == first.points[1].certificates.size());
+  for (std::size_t i = 0; i < first.points[1].certificates.size(); ++i)
+    CHECK(more.points[1].certificates[i].radius == first.points[1].certificates[i].radius);
+
+  const auto forced = run({"noise.sigma=0.2"}, "samples");
+  CHECK(count(forced, "backbone", "reused") == 1);
+  CHECK(count(forced, "samples", "computed") == 1);
+  CHECK(forced.points[0].certificates[3].radius == first.points[0].certificates[3].radius);  // same noise, same bytes
+  const auto retrained = run({"noise.sigma=0.2"}, "backbone");
+  CHECK(count(retrained, "backbone", "computed") == 1);
+  CHECK(count(retrained, "samples", "computed") == 1);
+  CHECK_THROWS_WITH_AS(run({}, "sample"), doctest::Contains("did you mean 'samples'"), Error);
 }

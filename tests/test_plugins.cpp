@@ -76,7 +76,7 @@ TEST_CASE("refusals name the file and what was expected") {
   CHECK(loader.entries().empty());  // nothing refused was registered
 }
 
-TEST_CASE("a folder with broken libraries: the good ones load, the bad ones are listed") {
+TEST_CASE("a folder with broken libraries: the good ones load the bad ones are listed") {
   const fs::path dir = fs::temp_directory_path() / "rguard_test_plugin_dir";
   fs::remove_all(dir);
   fs::create_directories(dir);

@@ -19,7 +19,7 @@ TEST_CASE("Philox4x32-10 known-answer vectors (Random123 kat_vectors)") {
         rguard::PhiloxCounter{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1});
 }
 
-TEST_CASE("philox_normal is a pure function of (seed, stream, query, sample)") {
+TEST_CASE("philox_normal is a pure function of (seed stream query sample)") {
   std::vector<float> a(103), b(103), c(103);
   rguard::philox_normal(42, 0, 7, 9, 103, a.data());
   rguard::philox_normal(42, 0, 7, 9, 103, b.data());
@@ -34,7 +34,7 @@ TEST_CASE("philox_normal is a pure function of (seed, stream, query, sample)") {
   CHECK(std::equal(shorter.begin(), shorter.end(), a.begin()));
 }
 
-TEST_CASE("philox_normal moments and quantiles match N(0, 1)") {
+TEST_CASE("philox_normal moments and quantiles match N(0 1)") {
   const int samples = 2000, dim = 500;  // 1e6 values
   std::vector<float> row(dim);
   std::vector<float> all;
@@ -60,7 +60,7 @@ TEST_CASE("philox_normal moments and quantiles match N(0, 1)") {
   }
 }
 
-TEST_CASE("hash: stable, order and boundary sensitive") {
+TEST_CASE("hash: stable order and boundary sensitive") {
   CHECK(rguard::Hasher().text("ab").text("c").hex() != rguard::Hasher().text("a").text("bc").hex());
   CHECK(rguard::Hasher().text("x").hex() == rguard::Hasher().text("x").hex());
   CHECK(rguard::Hasher().text("x").hex().size() == 16);

@@ -37,10 +37,16 @@ PipelineSpec resolve(const std::string& text, const std::vector<std::string>& ov
   return resolve_pipeline_spec(parse_yaml(text, "spec.yaml"), "spec.yaml", overrides, loader());
 }
 
-// The error message of resolving `text`, or "" when it resolves.
-std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+ExperimentSpec experiment(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  return resolve_experiment_spec(parse_yaml(text, "spec.yaml"), "spec.yaml", overrides, loader());
+}
+
+// The error message of resolving `text` as a single pipeline (or, with `swept`, as an
+// experiment with its sweep), or "" when it resolves.
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}, bool swept = false) {
   try {
-    resolve(text, overrides);
+    if (swept) experiment(text, overrides);
+    else resolve(text, overrides);
   } catch (const Error& e) {
     return e.what();
   }
@@ -57,7 +63,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 }  // namespace
 
-TEST_CASE("a valid spec resolves with defaults, references and types") {
+TEST_CASE("a valid spec resolves with defaults references and types") {
   const auto spec = resolve(kBase);
   CHECK(spec.name == "t");
   CHECK(spec.seed == 3);
@@ -135,7 +141,7 @@ TEST_CASE("out-of-range values are refused") {
                  "expected one of max|a|b|c"));
 }
 
-TEST_CASE("unknown plugins list what was found; a plugin of another kind is named") {
+TEST_CASE("unknown plugins list what was found - a plugin of another kind is named") {
   auto message = error_of(replace(kBase, "plugin: gaussian", "plugin: gausian"));
   CHECK(contains(message, "spec.yaml:11:"));
   CHECK(contains(message, "unknown noise plugin 'gausian'"));
@@ -147,12 +153,70 @@ TEST_CASE("unknown plugins list what was found; a plugin of another kind is name
   CHECK(contains(message, "noise: missing key 'plugin'"));
 }
 
-TEST_CASE("missing sections and unsupported sweeps say what to do") {
+TEST_CASE("missing sections say what to do") {
   CHECK(contains(error_of("name: t\n"), "dataset: missing section"));
-  CHECK(contains(error_of(std::string(kBase) + "sweep: {grid: {noise.sigma: [0.1, 0.2]}}\n"), "--set"));
 }
 
-TEST_CASE("--set overrides values, list items and references") {
+namespace {
+std::vector<std::string> point_names(const ExperimentSpec& e) {
+  std::vector<std::string> names;
+  for (const auto& p : e.points) names.push_back(p.name);
+  return names;
+}
+std::string experiment_error(const std::string& text) { return error_of(text, {}, true); }
+}  // namespace
+
+TEST_CASE("sweeps: grid product zipped lists included points") {
+  auto e = experiment(std::string(kBase) + "sweep: {grid: {noise.sigma: [0.1, 0.2], seed: [0, 1]}}\n");
+  CHECK(point_names(e) == std::vector<std::string>{"noise.sigma=0.1,seed=0", "noise.sigma=0.1,seed=1",
+                                                   "noise.sigma=0.2,seed=0", "noise.sigma=0.2,seed=1"});
+  CHECK(e.points[2].spec.noise.params.get_float("sigma") == 0.2);
+  CHECK(e.points[2].spec.backbone.params.get_float("train.noise_sigma") == 0.2);  // ${noise.sigma} per point
+  CHECK(e.points[3].spec.seed == 1);
+  CHECK(e.points[3].spec.point == "noise.sigma=0.2,seed=1");
+
+  e = experiment(std::string(kBase) +
+                 "sweep:\n  zip: {noise.sigma: [0.1, 0.2], backbone.train.noise_sigma: [0.3, 0.4]}\n"
+                 "  include: [{noise.sigma: 0.5, backbone.train.noise_sigma: 0.25}]\n");
+  CHECK(point_names(e) == std::vector<std::string>{"noise.sigma=0.1,backbone.train.noise_sigma=0.3",
+                                                   "noise.sigma=0.2,backbone.train.noise_sigma=0.4",
+                                                   "noise.sigma=0.5,backbone.train.noise_sigma=0.25"});
+  CHECK(e.points[2].spec.backbone.params.get_float("train.noise_sigma") == 0.25);
+  CHECK(e.points[2].spec.noise.params.get_float("sigma") == 0.5);
+  CHECK(contains(e.resolved_yaml, "points:"));
+  CHECK(!experiment(kBase).swept);
+  CHECK(point_names(experiment(kBase)) == std::vector<std::string>{"main"});
+}
+
+TEST_CASE("sweeps from the command line - a fixed --set ends an axis") {
+  auto e = experiment(kBase, {"noise.sigma=0.12,0.25,0.5"});
+  CHECK(point_names(e) == std::vector<std::string>{"noise.sigma=0.12", "noise.sigma=0.25", "noise.sigma=0.5"});
+  e = experiment(kBase, {"metrics.0.radii=[0,0.1],[0.2]"});
+  CHECK(e.points.size() == 2);
+  CHECK(e.points[1].spec.metrics[0].params.get_float_list("radii") == std::vector<double>{0.2});
+  e = experiment(std::string(kBase) + "sweep: {grid: {noise.sigma: [0.1, 0.2]}}\n", {"noise.sigma=0.3"});
+  CHECK(point_names(e) == std::vector<std::string>{"main"});
+  CHECK(e.points[0].spec.noise.params.get_float("sigma") == 0.3);
+}
+
+TEST_CASE("bad sweeps are refused with locations") {
+  CHECK(contains(experiment_error(std::string(kBase) + "sweep: {grd: {noise.sigma: [0.1]}}\n"), "did you mean 'grid'"));
+  CHECK(contains(experiment_error(std::string(kBase) + "sweep: {grid: {noise.sigma: 0.1}}\n"),
+                 "sweep.grid.noise.sigma: expected a non-empty list"));
+  CHECK(contains(experiment_error(std::string(kBase) + "sweep: {zip: {noise.sigma: [0.1], seed: [1, 2]}}\n"),
+                 "zipped lists must have one length"));
+  auto message = experiment_error(std::string(kBase) + "sweep: {grid: {noise.sigma: [0.1, -1]}}\n");
+  CHECK(contains(message, "spec.yaml:15:"));
+  CHECK(contains(message, "noise.sigma: expected float > 0, got -1"));
+  CHECK(contains(experiment_error(std::string(kBase) + "sweep: {grid: {noise.sigmaa: [0.1]}}\n"),
+                 "did you mean 'sigma'"));
+  CHECK(contains(experiment_error(std::string(kBase) + "sweep: {grid: {output: [a, b]}}\n"), "cannot vary"));
+  CHECK(contains(experiment_error(std::string(kBase) + "sweep: {grid: {seed: [1]}, include: [{seed: 1}]}\n"),
+                 "appears twice"));
+  CHECK(contains(error_of(std::string(kBase) + "sweep: {grid: {seed: [1, 2]}}\n"), "expected a single pipeline"));
+}
+
+TEST_CASE("--set overrides values list items and references") {
   auto spec = resolve(kBase, {"noise.sigma=0.12", "certifier.n=2000", "metrics.0.radii=[0.5]"});
   CHECK(spec.noise.params.get_float("sigma") == 0.12);
   CHECK(spec.backbone.params.get_float("train.noise_sigma") == 0.12);  // the reference follows

@@ -4,7 +4,10 @@
 
 #include <iostream>
 
+#include "rguard/cache_admin.hpp"
 #include "rguard/error.hpp"
+#include "rguard/progress.hpp"
+#include "rguard/report.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/spec.hpp"
@@ -107,6 +110,18 @@ void print_run_summary(const RunResult& result) {
   if (!result.output_dir.empty()) std::cout << fmt::format("\nOutputs: {} ({:.1f} s)\n", result.output_dir, result.seconds);
 }
 
+void print_cache_list(const std::string& root) {
+  const auto entries = list_cache(root);
+  std::uintmax_t total = 0;
+  std::cout << fmt::format("{:<11} {:<17} {:>10}  {}\n", "stage", "key", "size", "used by");
+  for (const auto& e : entries) {
+    total += e.bytes;
+    std::cout << fmt::format("{:<11} {:<17} {:>10}  {}\n", e.stage, e.key, human_count(static_cast<double>(e.bytes)) + "B",
+                             e.used_by.empty() ? "(unused: rguard cache gc removes it)" : fmt::format("{}", fmt::join(e.used_by, ", ")));
+  }
+  std::cout << fmt::format("{} entries, {}B in {}\n", entries.size(), human_count(static_cast<double>(total)), root);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +137,8 @@ int main(int argc, char** argv) {
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   run->add_flag("-q,--quiet", quiet, "print only the summary");
+  std::string force;
+  run->add_option("--force", force, "recompute this stage and what follows: backbone, embeddings or samples");
 
   auto* show = app.add_subcommand("show", "print the resolved spec and what the cache already holds");
   show->add_option("pipeline", pipeline, "pipeline YAML file")->required();
@@ -134,6 +151,22 @@ int main(int argc, char** argv) {
   bool markdown = false;
   plugins->add_flag("--markdown", markdown, "print the YAML reference (docs/yaml-reference.md) instead");
 
+  auto* cache = app.add_subcommand("cache", "inspect or clean the stage cache");
+  cache->require_subcommand(1);
+  std::string cache_root = "results/cache";
+  auto* cache_ls = cache->add_subcommand("ls", "list cache entries, their size and the runs that use them");
+  cache_ls->add_option("--cache", cache_root, "cache folder (default results/cache)");
+  auto* cache_gc = cache->add_subcommand("gc", "remove entries no recorded run uses, damaged and stale temporary files");
+  cache_gc->add_option("--cache", cache_root, "cache folder (default results/cache)");
+  bool dry_run = false;
+  cache_gc->add_flag("-n,--dry-run", dry_run, "only list what would be removed");
+
+  auto* report = app.add_subcommand("report", "tables and plots of certified Recall@1 for one or more run folders");
+  ReportOptions report_options;
+  report->add_option("runs", report_options.runs, "run folders, e.g. results/sigma_ablation")->required();
+  report->add_option("--out", report_options.out, "output folder (default <first run>/report)");
+  report->add_option("--radii", report_options.radii, "table radii (default: those of the runs' metrics)");
+
   CLI11_PARSE(app, argc, argv);
   try {
     PluginLoader loader;
@@ -142,17 +175,37 @@ int main(int argc, char** argv) {
       else print_plugins(loader, kind);
       return 0;
     }
-    const PipelineSpec spec = load_pipeline_spec(pipeline, overrides, loader);
+    if (report->parsed()) {
+      const ReportResult result = write_report(report_options);
+      for (const auto& note : result.notes) std::cout << "note: " << note << "\n";
+      std::cout << fmt::format("report: {} in {}\n", fmt::join(result.files, ", "), result.out_dir);
+      return 0;
+    }
+    if (cache_ls->parsed()) {
+      print_cache_list(cache_root);
+      return 0;
+    }
+    if (cache_gc->parsed()) {
+      const GcReport report = collect_garbage(cache_root, dry_run);
+      for (const auto& path : report.removed) std::cout << (dry_run ? "would remove " : "removed ") << path << "\n";
+      std::cout << fmt::format("{} file(s), {}B {}\n", report.removed.size(), human_count(static_cast<double>(report.bytes)),
+                               dry_run ? "would be freed" : "freed");
+      return 0;
+    }
+    const ExperimentSpec spec = load_experiment_spec(pipeline, overrides, loader);
     if (show->parsed()) {
-      std::cout << "# resolved spec\n" << spec.resolved_yaml << "\n# cache (" << spec.cache_root << ")\n";
+      std::cout << "# resolved spec\n" << spec.resolved_yaml << "\n# " << spec.points.size() << " point(s); cache "
+                << spec.cache_root << "\n";
       for (const auto& stage : cache_status(spec, loader))
-        std::cout << fmt::format("{:<12} {:<8} {}{}\n", stage.stage, stage.status, stage.detail,
+        std::cout << fmt::format("{:<12} {:<8} {}{}{}\n", stage.stage, stage.status,
+                                 stage.point.empty() ? "" : stage.point + ": ", stage.detail,
                                  stage.key.empty() ? "" : fmt::format("  (key {})", stage.key.substr(0, 12)));
       return 0;
     }
     RunOptions options;
     options.log = quiet ? nullptr : &std::cout;
-    const RunResult result = run_pipeline(spec, loader, options);
+    options.force = force;
+    const RunResult result = run_experiment(spec, loader, options);
     print_run_summary(result);
     return 0;
   } catch (const Error& e) {

@@ -1,14 +1,18 @@
 #include "rguard/cache.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "rguard/error.hpp"
+#include "rguard/hash.hpp"
 
 namespace rguard {
 
@@ -24,17 +28,87 @@ void fsync_path(const std::string& path) {
 }
 }  // namespace
 
+CacheLock::CacheLock(const std::string& path) {
+  fs::create_directories(fs::path(path).parent_path());
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(fmt::format("{}: cannot create the lock file (is the cache folder writable?)", path));
+  while (::flock(fd_, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      ::close(fd_);
+      fd_ = -1;
+      throw Error(fmt::format("{}: cannot lock", path));
+    }
+  }
+}
+
+CacheLock CacheLock::try_lock(const std::string& path) {
+  CacheLock lock;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return lock;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return lock;
+  }
+  lock.fd_ = fd;
+  return lock;
+}
+
+CacheLock& CacheLock::operator=(CacheLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+CacheLock::~CacheLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+CacheLock Cache::lock(const std::string& stage, const std::string& key) const {
+  return CacheLock((fs::path(root_) / stage / (key + ".lock")).string());
+}
+
 Cache::Cache(std::string root) : root_(std::move(root)) {}
 
 std::string Cache::path(const std::string& stage, const std::string& key) const {
   return (fs::path(root_) / stage / (key + ".h5")).string();
 }
 
+namespace {
+// The content checksum kept beside each entry (<key>.sum): a damaged or foreign file is
+// rejected before the HDF5 library parses a byte of it.
+std::string file_checksum(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot read", path));
+  Hasher h(0x5eed);
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    h.bytes(buffer.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  return h.hex();
+}
+
+std::string read_small_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text(64, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return text;
+}
+
+std::string checksum_path(const std::string& file) { return file.substr(0, file.size() - 3) + ".sum"; }
+}  // namespace
+
 std::optional<H5File> Cache::open(const std::string& stage, const std::string& key) const {
   const std::string file = path(stage, key);
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::nullopt;
   try {
+    if (read_small_file(checksum_path(file)) != file_checksum(file))
+      throw Error(fmt::format("{}: content does not match its checksum (damaged, or written by something else)", file));
     H5File h5 = H5File::open_read(file);
     if (h5.attribute_int("/", "rguard_cache_format") != kFormat || h5.attribute_string("/", "stage") != stage ||
         h5.attribute_string("/", "key") != key)
@@ -64,11 +138,22 @@ void Cache::publish(const std::string& stage, const std::string& key,
       h5.close();
     }
     fsync_path(temporary);
+    // The checksum first, then the file: a crash in between leaves a file whose checksum
+    // does not match (recomputed next time), never a damaged file that passes.
+    const std::string sum_temporary = temporary + ".sum";
+    {
+      std::ofstream sum(sum_temporary, std::ios::binary);
+      sum << file_checksum(temporary);
+      if (!sum) throw Error(fmt::format("{}: cannot write", sum_temporary));
+    }
+    fsync_path(sum_temporary);
+    fs::rename(sum_temporary, checksum_path(file));
     fs::rename(temporary, file);  // atomic within one file system
     fsync_path(fs::path(file).parent_path().string());
   } catch (...) {
     std::error_code ec;
     fs::remove(temporary, ec);
+    fs::remove(temporary + ".sum", ec);
     throw;
   }
 }

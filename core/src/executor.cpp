@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include "rguard/outputs.hpp"
 #include "rguard/progress.hpp"
 #include "rguard/tensors.hpp"
+#include "rguard/weights.hpp"
 
 namespace rguard {
 
@@ -38,76 +40,99 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Cache key versions: bump one when the meaning of what that stage stores changes.
+// Cache stages, in pipeline order (the order --force uses).
 constexpr const char* kBackboneStage = "backbone";
 constexpr const char* kEmbeddingStage = "embeddings";
 constexpr const char* kSampleStage = "samples";
 
-// One unit of streaming, caching and resume: a few queries and their statistics.
+// What a dataset plugin delivered, shared by every point with the same dataset spec.
+struct LoadedData {
+  RetrievalData data;
+  std::string fingerprint;
+  std::vector<std::int64_t> gallery_label, query_label, query_gallery_index;
+  ImageShape shape() const {
+    const auto& s = data.gallery.images.sizes();
+    return {s[1], s[2], s[3]};
+  }
+};
+
+// A trained (or loaded) backbone and its clean embeddings, shared by every point with
+// the same backbone key (a backbone certified at several sigmas).
+struct Model {
+  std::shared_ptr<Backbone> backbone;
+  const PipelineSpec* spec = nullptr;  // the first point that asked for it
+  LoadedData* data = nullptr;
+  std::string key, weights_hash, embedding_key;
+  std::int64_t dim = 0;
+  std::vector<float> gallery_embedding, query_embedding;
+  GalleryView gallery() const {
+    return {gallery_embedding.data(), data->gallery_label.data(), static_cast<std::int64_t>(data->gallery_label.size()), dim};
+  }
+};
+
+struct Point;
+
+// One unit of streaming, caching and resume: a few queries of one point.
 struct Block {
+  Point* point = nullptr;
   std::vector<std::int64_t> rows;  // rows of the dataset's query set
   std::string key;
   bool cached = false;
+  CacheLock lock;            // held while this process computes the block
   std::vector<double> sums;  // [rows x dim], sum over samples of f(x + delta) / ||f||
   double seconds = 0;
   std::vector<Certificate> certificates;
 };
 
-// Everything a run (or `rguard show`) knows about the pipeline so far.
-struct Run {
-  const PipelineSpec& spec;
-  const PluginLoader& loader;
-  std::ostream* log;
-  Cache cache;
-  torch::Device device{torch::kCPU};
-  int threads = 1;
-
+struct Point {
+  const SweepPoint* sweep = nullptr;
+  const PipelineSpec* spec = nullptr;
   std::shared_ptr<Dataset> dataset;
   std::shared_ptr<Backbone> backbone;
   std::shared_ptr<Noise> noise;
   std::shared_ptr<Certifier> certifier;
   std::vector<std::shared_ptr<Metric>> metrics;
+  LoadedData* data = nullptr;
+  Model* model = nullptr;
+  std::string sample_key;
+  std::vector<Block> blocks;
+  std::int64_t reused_blocks = 0;
+  double seconds = 0;
+};
 
-  RetrievalData data;
-  std::string data_fingerprint;
-  std::string weights_hash;
-  std::int64_t dim = 0;
-  std::vector<float> gallery_embedding, query_embedding;
-  std::vector<std::int64_t> gallery_label, query_label, query_gallery_index;
+// Everything one run (or `rguard show`) knows.
+struct Session {
+  const ExperimentSpec& spec;
+  const PluginLoader& loader;
+  std::ostream* log;
+  Cache cache;
+  torch::Device device{torch::kCPU};
+  int threads = 1;
+  int force = 99;  // stages at or after this index are recomputed
+  std::map<std::string, std::unique_ptr<LoadedData>> datasets;
+  std::map<std::string, std::unique_ptr<Model>> models;
+  std::vector<std::unique_ptr<Point>> points;
   std::vector<StageReport> stages;
+  std::mutex report_lock;
+  std::mutex torch_lock;  // one LibTorch-heavy task at a time: torch owns the cores
 
-  Run(const PipelineSpec& s, const PluginLoader& l, std::ostream* out)
+  Session(const ExperimentSpec& s, const PluginLoader& l, std::ostream* out)
       : spec(s), loader(l), log(out), cache(s.cache_root) {}
 
-  void report(StageReport r) {
-    if (log)
-      *log << fmt::format("[{:<12}] {:<9} {:>7}  {}{}\n", r.stage, r.status, fmt::format("{:.1f} s", r.seconds),
-                          r.detail, r.key.empty() ? "" : fmt::format("  (key {})", r.key.substr(0, 12)));
-    stages.push_back(std::move(r));
+  bool forced(const char* stage) const {
+    const auto& order = forceable_stages();
+    return std::find(order.begin(), order.end(), stage) - order.begin() >= force;
   }
 
-  std::string backbone_key() const {
-    return Hasher()
-        .text("backbone/1")
-        .text(data_fingerprint)
-        .text(spec.backbone.canonical())
-        .u64(spec.seed)
-        .text(device.str())
-        .hex();
-  }
-  std::string embedding_key() const {
-    return Hasher().text("embeddings/1").text(weights_hash).text(data_fingerprint).text(device.str()).hex();
-  }
-  std::string sample_key() const {
-    return Hasher()
-        .text("samples/1")
-        .text(weights_hash)
-        .text(data_fingerprint)
-        .text(spec.noise.canonical())
-        .u64(static_cast<std::uint64_t>(certifier->plan().n))
-        .u64(spec.seed)
-        .text(device.str())
-        .hex();
+  void report(StageReport r) {
+    std::lock_guard lock(report_lock);
+    if (log) {
+      const bool many = spec.points.size() > 1;
+      *log << fmt::format("[{:<12}] {:<9} {:>7}  {}{}{}\n", r.stage, r.status, fmt::format("{:.1f} s", r.seconds),
+                          many && !r.point.empty() ? r.point + ": " : "", r.detail,
+                          r.key.empty() ? "" : fmt::format("  (key {})", r.key.substr(0, 12)));
+    }
+    stages.push_back(std::move(r));
   }
 };
 
@@ -116,229 +141,295 @@ std::vector<std::int64_t> to_int64_vector(const at::Tensor& t) {
   return {c.data_ptr<std::int64_t>(), c.data_ptr<std::int64_t>() + c.numel()};
 }
 
-void create_plugins(Run& run) {
-  const auto& spec = run.spec;
-  run.dataset = run.loader.create<Dataset>(spec.dataset);
-  run.backbone = run.loader.create<Backbone>(spec.backbone);
-  run.noise = run.loader.create<Noise>(spec.noise);
-  run.certifier = run.loader.create<Certifier>(spec.certifier);
-  for (const auto& metric : spec.metrics) run.metrics.push_back(run.loader.create<Metric>(metric));
-  run.certifier->check_noise(*run.noise);
-  run.device = torch::Device(spec.device);
-  if (run.device.is_cuda() && !at::hasCUDA())
-    throw Error(fmt::format("{}: device: '{}' but this LibTorch has no CUDA device; use device: cpu", spec.file,
-                            spec.device));
-  run.threads = spec.threads > 0 ? static_cast<int>(spec.threads)
-                                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(run.threads);
+// ---- keys ---------------------------------------------------------------------------
+
+std::string backbone_key(const Session& s, const PipelineSpec& spec, const LoadedData& data) {
+  return Hasher().text("backbone/1").text(data.fingerprint).text(spec.backbone.canonical()).u64(spec.seed)
+      .text(s.device.str()).hex();
 }
 
-void load_dataset(Run& run) {
-  const auto start = Clock::now();
-  run.data = run.dataset->load();
-  validate_retrieval_data(run.data, run.spec.dataset.plugin);
-  for (ImageSet* set : {&run.data.train, &run.data.query, &run.data.gallery})
-    if (set->images.defined()) set->images = set->images.contiguous();
-  run.data_fingerprint = fingerprint(run.data);
-  run.gallery_label = to_int64_vector(run.data.gallery.labels);
-  run.query_label = to_int64_vector(run.data.query.labels);
-  run.query_gallery_index = to_int64_vector(run.data.query_gallery_index);
-  run.report({"dataset", "loaded", seconds_since(start), "",
-              fmt::format("{}: {} (fingerprint {})", run.spec.dataset.plugin, run.data.description,
-                          run.data_fingerprint.substr(0, 12))});
+std::string embedding_key(const Session& s, const Model& model) {
+  return Hasher().text("embeddings/1").text(model.weights_hash).text(model.data->fingerprint).text(s.device.str()).hex();
 }
 
-std::string hash_state(Backbone& backbone) {
-  Hasher h;
-  for (const auto& [name, tensor] : backbone.state()) {
-    h.text(name);
-    hash_tensor(h, tensor);
-  }
-  return h.hex();
+std::string sample_key(const Session& s, const Point& p) {
+  return Hasher()
+      .text("samples/1")
+      .text(p.model->weights_hash)
+      .text(p.data->fingerprint)
+      .text(p.spec->noise.canonical())
+      .u64(static_cast<std::uint64_t>(p.certifier->plan().n))
+      .u64(p.spec->seed)
+      .text(s.device.str())
+      .hex();
 }
 
-void store_state(H5File& file, Backbone& backbone) {
-  std::int64_t i = 0;
-  for (const auto& [name, tensor] : backbone.state()) {
-    auto t = tensor.detach().to(torch::kCPU).contiguous();
-    const std::string path = fmt::format("/state/{:04d}", i++);
-    std::vector<std::uint64_t> shape(t.sizes().begin(), t.sizes().end());
-    if (shape.empty()) shape.push_back(1);
-    if (t.scalar_type() == torch::kFloat) file.write(path, t.data_ptr<float>(), shape);
-    else if (t.scalar_type() == torch::kDouble) file.write(path, t.data_ptr<double>(), shape);
-    else if (t.scalar_type() == torch::kLong) file.write(path, t.data_ptr<std::int64_t>(), shape);
-    else throw Error(fmt::format("backbone state '{}' has unsupported dtype {}", name, c10::toString(t.scalar_type())));
-    file.set_attribute(path, "name", name);
+// ---- setup --------------------------------------------------------------------------
+
+void create_plugins(Session& s) {
+  const PipelineSpec& first = s.spec.points.front().spec;
+  s.device = torch::Device(first.device);
+  if (s.device.is_cuda() && !at::hasCUDA())
+    throw Error(fmt::format("{}: device: '{}' but this LibTorch has no CUDA device; use device: cpu", first.file,
+                            first.device));
+  s.threads = first.threads > 0 ? static_cast<int>(first.threads)
+                                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(s.threads);
+  for (const auto& sweep : s.spec.points) {
+    auto p = std::make_unique<Point>();
+    p->sweep = &sweep;
+    p->spec = &sweep.spec;
+    p->dataset = s.loader.create<Dataset>(sweep.spec.dataset);
+    p->backbone = s.loader.create<Backbone>(sweep.spec.backbone);
+    p->noise = s.loader.create<Noise>(sweep.spec.noise);
+    p->certifier = s.loader.create<Certifier>(sweep.spec.certifier);
+    for (const auto& metric : sweep.spec.metrics) p->metrics.push_back(s.loader.create<Metric>(metric));
+    p->certifier->check_noise(*p->noise);
+    s.points.push_back(std::move(p));
   }
 }
 
-template <class T>
-at::Tensor tensor_from(std::vector<T> values, const std::vector<std::uint64_t>& shape, torch::ScalarType type) {
-  std::vector<std::int64_t> sizes(shape.begin(), shape.end());
-  return torch::from_blob(values.data(), {static_cast<std::int64_t>(values.size())}, type).clone().view(sizes);
-}
-
-void restore_state(const H5File& file, Backbone& backbone) {
-  torch::NoGradGuard no_grad;
-  std::int64_t i = 0;
-  for (auto& [name, live] : backbone.state()) {
-    const std::string path = fmt::format("/state/{:04d}", i++);
-    if (file.attribute_string(path, "name") != name)
-      throw Error(fmt::format("{}: {}: stored tensor is not '{}'", file.path(), path, name));
-    std::vector<std::uint64_t> shape;
-    at::Tensor stored;
-    if (live.scalar_type() == torch::kFloat) stored = tensor_from(file.read<float>(path, &shape), shape, torch::kFloat);
-    else if (live.scalar_type() == torch::kDouble) stored = tensor_from(file.read<double>(path, &shape), shape, torch::kDouble);
-    else stored = tensor_from(file.read<std::int64_t>(path, &shape), shape, torch::kLong);
-    if (stored.numel() != live.numel())
-      throw Error(fmt::format("{}: {}: stored tensor '{}' has {} values, the model {}", file.path(), path, name,
-                              stored.numel(), live.numel()));
-    live.copy_(stored.view(live.sizes()));
-  }
-}
-
-ImageShape input_shape(const RetrievalData& data) {
-  const auto& s = data.gallery.images.sizes();
-  return {s[1], s[2], s[3]};
-}
-
-void prepare_backbone(Run& run) {
-  const auto start = Clock::now();
-  auto& backbone = *run.backbone;
-  backbone.init(input_shape(run.data), derive_seed(run.spec.seed, "backbone/init"));
-  backbone.to(run.device);
-  run.dim = backbone.embedding_dim();
-  const std::string key = run.backbone_key();
-  if (auto entry = run.cache.open(kBackboneStage, key)) {
-    try {
-      restore_state(*entry, backbone);
-      run.weights_hash = hash_state(backbone);
-      if (entry->attribute_string("/", "weights_hash") != run.weights_hash)
-        throw Error(fmt::format("{}: weights do not match their recorded hash", entry->path()));
-      backbone.set_training(false);
-      run.report({"backbone", "reused", seconds_since(start), key, run.spec.backbone.plugin});
-      return;
-    } catch (const Error& e) {
-      if (run.log) *run.log << "warning: " << e.what() << "; retraining\n";
-      backbone.init(input_shape(run.data), derive_seed(run.spec.seed, "backbone/init"));
-      backbone.to(run.device);
+void load_datasets(Session& s) {
+  for (auto& p : s.points) {
+    const std::string canonical = p->spec->dataset.canonical();
+    auto& slot = s.datasets[canonical];
+    if (!slot) {
+      const auto start = Clock::now();
+      auto loaded = std::make_unique<LoadedData>();
+      loaded->data = p->dataset->load();
+      validate_retrieval_data(loaded->data, p->spec->dataset.plugin);
+      for (ImageSet* set : {&loaded->data.train, &loaded->data.query, &loaded->data.gallery})
+        if (set->images.defined()) set->images = set->images.contiguous();
+      loaded->fingerprint = fingerprint(loaded->data);
+      loaded->gallery_label = to_int64_vector(loaded->data.gallery.labels);
+      loaded->query_label = to_int64_vector(loaded->data.query.labels);
+      loaded->query_gallery_index = to_int64_vector(loaded->data.query_gallery_index);
+      s.report({"", "dataset", "loaded", seconds_since(start), "",
+                fmt::format("{}: {} (fingerprint {})", p->spec->dataset.plugin, loaded->data.description,
+                            loaded->fingerprint.substr(0, 12))});
+      slot = std::move(loaded);
     }
+    p->data = slot.get();
+  }
+}
+
+void assign_models(Session& s) {
+  for (auto& p : s.points) {
+    const std::string key = backbone_key(s, *p->spec, *p->data);
+    auto& slot = s.models[key];
+    if (!slot) {
+      slot = std::make_unique<Model>();
+      slot->backbone = p->backbone;
+      slot->spec = p->spec;
+      slot->data = p->data;
+      slot->key = key;
+    }
+    p->model = slot.get();
+  }
+}
+
+// ---- backbone and clean embeddings ------------------------------------------------------
+
+std::vector<float> embed_all(const Session& s, Model& m, const at::Tensor& images) {
+  const std::int64_t n = images.size(0);
+  std::vector<float> out(static_cast<std::size_t>(n * m.dim));
+  c10::InferenceMode inference;
+  constexpr std::int64_t kBatch = 512;
+  for (std::int64_t start = 0; start < n; start += kBatch) {
+    const std::int64_t end = std::min(n, start + kBatch);
+    auto e = m.backbone->forward(images.slice(0, start, end).to(s.device)).to(torch::kCPU).contiguous();
+    if (e.dim() != 2 || e.size(1) != m.dim || e.scalar_type() != torch::kFloat)
+      throw Error(fmt::format("backbone '{}' returned {} {}, expected float [batch, {}]", m.spec->backbone.plugin,
+                              c10::toString(e.scalar_type()), fmt::join(e.sizes(), "x"), m.dim));
+    std::memcpy(out.data() + start * m.dim, e.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(e.numel()));
+  }
+  return out;
+}
+
+bool try_restore_backbone(Session& s, Model& m) {
+  auto entry = s.cache.open(kBackboneStage, m.key);
+  if (!entry) return false;
+  try {
+    restore_weights(*entry, *m.backbone);
+    m.weights_hash = hash_weights(*m.backbone);
+    if (entry->attribute_string("/", "weights_hash") != m.weights_hash)
+      throw Error(fmt::format("{}: weights do not match their recorded hash", entry->path()));
+    return true;
+  } catch (const Error& e) {
+    if (s.log) *s.log << "warning: " << e.what() << "; retraining\n";
+    m.backbone->init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
+    m.backbone->to(s.device);
+    return false;
+  }
+}
+
+void prepare_backbone(Session& s, Model& m) {
+  const auto start = Clock::now();
+  auto& backbone = *m.backbone;
+  backbone.init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
+  backbone.to(s.device);
+  m.dim = backbone.embedding_dim();
+  const bool forced = s.forced(kBackboneStage);
+  if (!forced && try_restore_backbone(s, m)) {
+    backbone.set_training(false);
+    s.report({m.spec->point, "backbone", "reused", seconds_since(start), m.key, m.spec->backbone.plugin});
+    return;
+  }
+  CacheLock lock = s.cache.lock(kBackboneStage, m.key);  // another run may be training it
+  if (!forced && try_restore_backbone(s, m)) {
+    backbone.set_training(false);
+    s.report({m.spec->point, "backbone", "reused", seconds_since(start), m.key,
+              m.spec->backbone.plugin + " (trained by a concurrent run)"});
+    return;
   }
   const TrainConfig& config = backbone.train_config();
-  if (config.epochs > 0 && run.data.train.size() == 0)
+  if (config.epochs > 0 && m.data->data.train.size() == 0)
     throw Error(fmt::format("{}: backbone.train.epochs is {} but the dataset has no train split; set it to 0",
-                            run.spec.file, config.epochs));
-  Progress progress(run.log ? *run.log : std::cerr, "train", "images", 1, run.log != nullptr);
-  train_backbone(backbone, run.data.train, config, derive_seed(run.spec.seed, "backbone/train"),
+                            m.spec->file, config.epochs));
+  Progress progress(s.log ? *s.log : std::cerr, "train", "images", 1, s.log != nullptr);
+  train_backbone(backbone, m.data->data.train, config, derive_seed(m.spec->seed, "backbone/train"),
                  [&](std::int64_t done, std::int64_t total, double loss) {
                    progress.set_total(total);
                    progress.update(done, fmt::format("loss {:.4f}", loss));
                  });
   progress.finish();
   backbone.set_training(false);
-  run.weights_hash = hash_state(backbone);
-  run.cache.publish(kBackboneStage, key, [&](H5File& file) {
-    store_state(file, backbone);
-    file.set_attribute("/", "weights_hash", run.weights_hash);
+  m.weights_hash = hash_weights(backbone);
+  s.cache.publish(kBackboneStage, m.key, [&](H5File& file) {
+    store_weights(file, backbone);
+    file.set_attribute("/", "weights_hash", m.weights_hash);
   });
-  run.report({"backbone", "computed", seconds_since(start), key,
-              fmt::format("{}, {} epoch(s) of training", run.spec.backbone.plugin, config.epochs)});
+  s.report({m.spec->point, "backbone", "computed", seconds_since(start), m.key,
+            fmt::format("{}, {} epoch(s) of training", m.spec->backbone.plugin, config.epochs)});
 }
 
-std::vector<float> embed_all(Run& run, const at::Tensor& images) {
-  const std::int64_t n = images.size(0);
-  std::vector<float> out(static_cast<std::size_t>(n * run.dim));
-  c10::InferenceMode inference;
-  constexpr std::int64_t kBatch = 512;
-  for (std::int64_t start = 0; start < n; start += kBatch) {
-    const std::int64_t end = std::min(n, start + kBatch);
-    auto e = run.backbone->forward(images.slice(0, start, end).to(run.device)).to(torch::kCPU).contiguous();
-    if (e.dim() != 2 || e.size(1) != run.dim || e.scalar_type() != torch::kFloat)
-      throw Error(fmt::format("backbone '{}' returned {} {}, expected float [batch, {}]", run.spec.backbone.plugin,
-                              c10::toString(e.scalar_type()), fmt::join(e.sizes(), "x"), run.dim));
-    std::memcpy(out.data() + start * run.dim, e.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(e.numel()));
-  }
-  return out;
+bool try_read_embeddings(const Session& s, Model& m) {
+  auto entry = s.cache.open(kEmbeddingStage, m.embedding_key);
+  if (!entry) return false;
+  const auto& d = m.data->data;
+  std::vector<std::uint64_t> gs, qs;
+  auto gallery = entry->read<float>("/gallery", &gs);
+  auto query = entry->read<float>("/query", &qs);
+  if (gs != std::vector<std::uint64_t>{static_cast<std::uint64_t>(d.gallery.size()), static_cast<std::uint64_t>(m.dim)} ||
+      qs != std::vector<std::uint64_t>{static_cast<std::uint64_t>(d.query.size()), static_cast<std::uint64_t>(m.dim)})
+    return false;
+  m.gallery_embedding = std::move(gallery);
+  m.query_embedding = std::move(query);
+  return true;
 }
 
-void prepare_embeddings(Run& run) {
+void prepare_embeddings(Session& s, Model& m) {
   const auto start = Clock::now();
-  const std::string key = run.embedding_key();
-  const auto gallery_size = static_cast<std::uint64_t>(run.data.gallery.size());
-  const auto query_size = static_cast<std::uint64_t>(run.data.query.size());
-  const std::vector<std::uint64_t> gallery_shape{gallery_size, static_cast<std::uint64_t>(run.dim)};
-  const std::vector<std::uint64_t> query_shape{query_size, static_cast<std::uint64_t>(run.dim)};
-  if (auto entry = run.cache.open(kEmbeddingStage, key)) {
-    std::vector<std::uint64_t> gs, qs;
-    auto gallery = entry->read<float>("/gallery", &gs);
-    auto query = entry->read<float>("/query", &qs);
-    if (gs == gallery_shape && qs == query_shape) {
-      run.gallery_embedding = std::move(gallery);
-      run.query_embedding = std::move(query);
-      run.report({"embeddings", "reused", seconds_since(start), key, "clean gallery and query embeddings"});
-      return;
-    }
+  m.embedding_key = embedding_key(s, m);
+  const bool forced = s.forced(kEmbeddingStage);
+  if (!forced && try_read_embeddings(s, m)) {
+    s.report({m.spec->point, "embeddings", "reused", seconds_since(start), m.embedding_key, "clean embeddings"});
+    return;
   }
-  run.gallery_embedding = embed_all(run, run.data.gallery.images);
-  run.query_embedding = run.data.query.images.is_same(run.data.gallery.images) ? run.gallery_embedding
-                                                                                : embed_all(run, run.data.query.images);
-  run.cache.publish(kEmbeddingStage, key, [&](H5File& file) {
-    file.write("/gallery", run.gallery_embedding.data(), gallery_shape);
-    file.write("/query", run.query_embedding.data(), query_shape);
+  CacheLock lock = s.cache.lock(kEmbeddingStage, m.embedding_key);
+  if (!forced && try_read_embeddings(s, m)) {
+    s.report({m.spec->point, "embeddings", "reused", seconds_since(start), m.embedding_key, "clean embeddings"});
+    return;
+  }
+  const auto& d = m.data->data;
+  m.gallery_embedding = embed_all(s, m, d.gallery.images);
+  m.query_embedding = d.query.images.is_same(d.gallery.images) ? m.gallery_embedding : embed_all(s, m, d.query.images);
+  s.cache.publish(kEmbeddingStage, m.embedding_key, [&](H5File& file) {
+    file.write("/gallery", m.gallery_embedding.data(), {static_cast<std::uint64_t>(d.gallery.size()), static_cast<std::uint64_t>(m.dim)});
+    file.write("/query", m.query_embedding.data(), {static_cast<std::uint64_t>(d.query.size()), static_cast<std::uint64_t>(m.dim)});
   });
-  run.report({"embeddings", "computed", seconds_since(start), key,
-              fmt::format("clean embeddings of {} gallery and {} query images", gallery_size, query_size)});
+  s.report({m.spec->point, "embeddings", "computed", seconds_since(start), m.embedding_key,
+            fmt::format("clean embeddings of {} gallery and {} query images", d.gallery.size(), d.query.size())});
 }
+
+// The models of all points as parallel branches of a flow graph. LibTorch work takes the
+// session's torch lock (torch owns the cores), so branches overlap only in what is not
+// LibTorch: cache reads and writes, hashing.
+void prepare_models(Session& s) {
+  namespace flow = tbb::flow;
+  flow::graph graph;
+  flow::broadcast_node<flow::continue_msg> start(graph);
+  std::exception_ptr error;
+  std::mutex error_lock;
+  std::vector<std::unique_ptr<flow::continue_node<flow::continue_msg>>> nodes;
+  for (auto& [key, model] : s.models) {
+    Model* m = model.get();
+    nodes.push_back(std::make_unique<flow::continue_node<flow::continue_msg>>(graph, [&, m](const flow::continue_msg&) {
+      try {
+        std::lock_guard torch(s.torch_lock);
+        at::set_num_threads(s.threads);
+        prepare_backbone(s, *m);
+        prepare_embeddings(s, *m);
+      } catch (...) {
+        std::lock_guard lock(error_lock);
+        if (!error) error = std::current_exception();
+      }
+      return flow::continue_msg();
+    }));
+    flow::make_edge(start, *nodes.back());
+  }
+  start.try_put(flow::continue_msg());
+  graph.wait_for_all();
+  if (error) std::rethrow_exception(error);
+}
+
+// ---- query blocks -----------------------------------------------------------------------
 
 // Queries with at least one positive besides themselves (lone queries are excluded, as
 // in pytorch-metric-learning), in a seeded order whose prefixes are stable: asking for
 // more queries keeps the ones already certified.
-std::vector<std::int64_t> select_queries(const Run& run, std::int64_t wanted) {
+std::vector<std::int64_t> select_queries(const Point& p) {
+  const auto& d = *p.data;
   std::map<std::int64_t, std::int64_t> count;
-  for (auto label : run.gallery_label) ++count[label];
+  for (auto label : d.gallery_label) ++count[label];
   std::vector<std::int64_t> eligible;
-  for (std::size_t i = 0; i < run.query_label.size(); ++i) {
-    const std::int64_t self = run.query_gallery_index[i];
-    const std::int64_t own = self >= 0 && run.gallery_label[static_cast<std::size_t>(self)] == run.query_label[i];
-    if (count[run.query_label[i]] - own >= 1) eligible.push_back(static_cast<std::int64_t>(i));
+  for (std::size_t i = 0; i < d.query_label.size(); ++i) {
+    const std::int64_t self = d.query_gallery_index[i];
+    const std::int64_t own = self >= 0 && d.gallery_label[static_cast<std::size_t>(self)] == d.query_label[i];
+    if (count[d.query_label[i]] - own >= 1) eligible.push_back(static_cast<std::int64_t>(i));
   }
   // Fisher-Yates with splitmix64, spelled out so the order is the same on every platform.
-  std::uint64_t state = derive_seed(run.spec.seed, "queries");
+  std::uint64_t state = derive_seed(p.spec->seed, "queries");
   for (std::size_t i = eligible.size(); i > 1; --i) {
     state += 0x9e3779b97f4a7c15ULL;
     const std::uint64_t r = Hasher(state).digest();
     std::swap(eligible[i - 1], eligible[r % i]);
   }
+  const std::int64_t wanted = p.certifier->plan().queries;
   if (wanted > 0 && static_cast<std::size_t>(wanted) < eligible.size()) eligible.resize(static_cast<std::size_t>(wanted));
+  if (eligible.empty())
+    throw Error(fmt::format("{}: no query has a positive in the gallery; check the dataset's classes", p.spec->file));
   return eligible;
 }
 
-std::vector<Block> plan_blocks(const Run& run, const std::vector<std::int64_t>& selected) {
-  const SamplingPlan plan = run.certifier->plan();
+void plan_blocks(const Session& s, Point& p) {
+  const SamplingPlan plan = p.certifier->plan();
+  p.sample_key = sample_key(s, p);
   // At least 8 queries a block, and enough to fill a forward batch when n is small.
-  const std::int64_t per_block = std::max<std::int64_t>(8, (plan.batch + plan.n - 1) / plan.n);
-  const std::string stage_key = run.sample_key();
-  std::vector<Block> blocks;
-  for (std::size_t start = 0; start < selected.size(); start += static_cast<std::size_t>(per_block)) {
+  const std::size_t per_block = static_cast<std::size_t>(std::max<std::int64_t>(8, (plan.batch + plan.n - 1) / plan.n));
+  const auto selected = select_queries(p);
+  p.blocks.clear();
+  for (std::size_t start = 0; start < selected.size(); start += per_block) {
     Block block;
-    const std::size_t end = std::min(selected.size(), start + static_cast<std::size_t>(per_block));
+    block.point = &p;
+    const std::size_t end = std::min(selected.size(), start + per_block);
     block.rows.assign(selected.begin() + static_cast<std::ptrdiff_t>(start), selected.begin() + static_cast<std::ptrdiff_t>(end));
-    Hasher h(Hasher().text(stage_key).digest());
+    Hasher h(Hasher().text(p.sample_key).digest());
     for (auto row : block.rows) h.u64(static_cast<std::uint64_t>(row));
     block.key = h.hex();
-    blocks.push_back(std::move(block));
+    p.blocks.push_back(std::move(block));
   }
-  return blocks;
 }
 
-bool load_block(const Run& run, Block& block) {
-  auto entry = run.cache.open(kSampleStage, block.key);
+bool load_block(const Session& s, Block& block) {
+  auto entry = s.cache.open(kSampleStage, block.key);
   if (!entry) return false;
+  const Point& p = *block.point;
   std::vector<std::uint64_t> shape;
   auto ids = entry->read<std::int64_t>("/query_id");
   auto sums = entry->read<double>("/sum", &shape);
-  const bool ok = ids == block.rows && entry->attribute_int("/", "n") == run.certifier->plan().n &&
-                  shape == std::vector<std::uint64_t>{block.rows.size(), static_cast<std::uint64_t>(run.dim)};
+  const bool ok = ids == block.rows && entry->attribute_int("/", "n") == p.certifier->plan().n &&
+                  shape == std::vector<std::uint64_t>{block.rows.size(), static_cast<std::uint64_t>(p.model->dim)};
   if (!ok) return false;
   block.sums = std::move(sums);
   block.seconds = entry->attribute_double("/", "seconds");
@@ -349,17 +440,19 @@ bool load_block(const Run& run, Block& block) {
 // Streams n noisy copies of each query of the block through the backbone, in forward
 // batches that may hold several queries, and sums the unit embeddings in double precision
 // in sample order (so the sum does not depend on how samples were batched).
-void sample_block(Run& run, Block& block, std::atomic<std::int64_t>& samples_done) {
+void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_done) {
   const auto start = Clock::now();
-  at::set_num_threads(run.threads);  // per thread: this runs on a TBB worker
-  const SamplingPlan plan = run.certifier->plan();
-  const ImageShape shape = input_shape(run.data);
+  Point& p = *block.point;
+  const Model& m = *p.model;
+  at::set_num_threads(s.threads);  // per thread: this runs on a TBB worker
+  const SamplingPlan plan = p.certifier->plan();
+  const ImageShape shape = p.data->shape();
   const std::int64_t pixels = shape.channels * shape.height * shape.width;
-  const std::int64_t dim = run.dim;
-  const std::uint64_t noise_seed = derive_seed(run.spec.seed, "noise/certify");
+  const std::int64_t dim = m.dim;
+  const std::uint64_t noise_seed = derive_seed(p.spec->seed, "noise/certify");
   const auto rows = static_cast<std::int64_t>(block.rows.size());
   block.sums.assign(static_cast<std::size_t>(rows * dim), 0.0);
-  const float* images = run.data.query.images.data_ptr<float>();
+  const float* images = p.data->data.query.images.data_ptr<float>();
 
   std::vector<float> buffer(static_cast<std::size_t>(plan.batch * pixels));
   std::vector<std::int64_t> row_query(static_cast<std::size_t>(plan.batch)), row_sample(static_cast<std::size_t>(plan.batch));
@@ -376,10 +469,9 @@ void sample_block(Run& run, Block& block, std::atomic<std::int64_t>& samples_don
     }
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, filled, 8), [&](const tbb::blocked_range<std::int64_t>& r) {
       for (std::int64_t i = r.begin(); i < r.end(); ++i) {
-        const std::int64_t local = row_query[static_cast<std::size_t>(i)];
-        const std::int64_t id = block.rows[static_cast<std::size_t>(local)];
+        const std::int64_t id = block.rows[static_cast<std::size_t>(row_query[static_cast<std::size_t>(i)])];
         float* out = buffer.data() + i * pixels;
-        run.noise->sample(noise_seed, id, row_sample[static_cast<std::size_t>(i)], 1, pixels, out);
+        p.noise->sample(noise_seed, id, row_sample[static_cast<std::size_t>(i)], 1, pixels, out);
         const float* clean = images + id * pixels;
         for (std::int64_t j = 0; j < pixels; ++j) out[j] += clean[j];
       }
@@ -388,7 +480,7 @@ void sample_block(Run& run, Block& block, std::atomic<std::int64_t>& samples_don
     {
       c10::InferenceMode inference;
       auto batch = torch::from_blob(buffer.data(), {filled, shape.channels, shape.height, shape.width}, torch::kFloat);
-      embedding = run.backbone->forward(batch.to(run.device)).to(torch::kCPU).contiguous();
+      embedding = m.backbone->forward(batch.to(s.device)).to(torch::kCPU).contiguous();
     }
     const float* e = embedding.data_ptr<float>();
     for (std::int64_t i = 0; i < filled; ++i) {
@@ -397,7 +489,7 @@ void sample_block(Run& run, Block& block, std::atomic<std::int64_t>& samples_don
       for (std::int64_t d = 0; d < dim; ++d) norm2 += static_cast<double>(row[d]) * row[d];
       if (!(norm2 > 0) || !std::isfinite(norm2))
         throw Error(fmt::format("backbone '{}' returned a zero or non-finite embedding for query {}",
-                                run.spec.backbone.plugin, block.rows[static_cast<std::size_t>(row_query[static_cast<std::size_t>(i)])]));
+                                p.spec->backbone.plugin, block.rows[static_cast<std::size_t>(row_query[static_cast<std::size_t>(i)])]));
       // f maps to the unit sphere (product.md section 2); renormalising in double keeps
       // ||f|| <= 1, which the McDiarmid bound needs, exact beyond float rounding.
       const double inv = 1.0 / std::sqrt(norm2);
@@ -409,43 +501,50 @@ void sample_block(Run& run, Block& block, std::atomic<std::int64_t>& samples_don
   block.seconds = seconds_since(start);
 }
 
-void store_block(const Run& run, const Block& block) {
-  run.cache.publish(kSampleStage, block.key, [&](H5File& file) {
+void store_block(const Session& s, const Block& block) {
+  const Point& p = *block.point;
+  s.cache.publish(kSampleStage, block.key, [&](H5File& file) {
     file.write("/query_id", block.rows);
-    file.write("/sum", block.sums.data(), {block.rows.size(), static_cast<std::uint64_t>(run.dim)});
-    file.set_attribute("/", "n", run.certifier->plan().n);
+    file.write("/sum", block.sums.data(), {block.rows.size(), static_cast<std::uint64_t>(p.model->dim)});
+    file.set_attribute("/", "n", p.certifier->plan().n);
     file.set_attribute("/", "seconds", block.seconds);
   });
 }
 
-void certify_block(const Run& run, Block& block, const GalleryView& gallery) {
-  const std::int64_t n = run.certifier->plan().n;
+void certify_block(Block& block) {
+  const Point& p = *block.point;
+  const auto& d = *p.data;
+  const GalleryView gallery = p.model->gallery();
+  const std::int64_t n = p.certifier->plan().n;
   block.certificates.clear();
   for (std::size_t i = 0; i < block.rows.size(); ++i) {
     const auto id = static_cast<std::size_t>(block.rows[i]);
-    QueryStats stats{block.rows[i], run.query_label[id], run.query_gallery_index[id], n,
-                     block.sums.data() + static_cast<std::int64_t>(i) * run.dim};
-    block.certificates.push_back(run.certifier->certify(stats, gallery, run.noise->sigma()));
+    QueryStats stats{block.rows[i], d.query_label[id], d.query_gallery_index[id], n,
+                     block.sums.data() + static_cast<std::int64_t>(i) * p.model->dim};
+    block.certificates.push_back(p.certifier->certify(stats, gallery, p.noise->sigma()));
   }
 }
 
-GalleryView gallery_view(const Run& run) {
-  return {run.gallery_embedding.data(), run.gallery_label.data(), static_cast<std::int64_t>(run.gallery_label.size()), run.dim};
-}
-
-// The per-query-block flow graph. Bodies never let an exception escape into TBB (an
-// exception in a node can deadlock a graph, oneTBB #420): the first one is kept, the
-// source stops, the remaining messages drain without work, and it is rethrown here.
-std::vector<Block> certify_queries(Run& run, std::vector<Block> blocks, std::int64_t& reused_blocks) {
+// The per-query-block flow graph, shared by all points: one serial sampler (LibTorch owns
+// the cores), one serial writer (the only HDF5 writer), parallel certification. Bodies
+// never let an exception escape into TBB (an exception in a node can deadlock a graph,
+// oneTBB #420): the first one is kept, the source stops, the remaining messages drain
+// without work, and it is rethrown here.
+void certify_all(Session& s) {
   const auto start = Clock::now();
-  const SamplingPlan plan = run.certifier->plan();
-  reused_blocks = 0;
-  for (auto& block : blocks) reused_blocks += load_block(run, block);
+  std::vector<Block*> order;
   std::int64_t to_compute = 0;
-  for (const auto& block : blocks) to_compute += block.cached ? 0 : static_cast<std::int64_t>(block.rows.size()) * plan.n;
+  for (auto& p : s.points) {
+    plan_blocks(s, *p);
+    p->reused_blocks = 0;
+    for (auto& block : p->blocks) {
+      if (!s.forced(kSampleStage) && load_block(s, block)) ++p->reused_blocks;
+      else to_compute += static_cast<std::int64_t>(block.rows.size()) * p->certifier->plan().n;
+      order.push_back(&block);
+    }
+  }
 
-  const GalleryView gallery = gallery_view(run);
-  Progress progress(run.log ? *run.log : std::cerr, "certify", "samples", to_compute, run.log != nullptr && to_compute > 0);
+  Progress progress(s.log ? *s.log : std::cerr, "certify", "samples", to_compute, s.log != nullptr && to_compute > 0);
   std::atomic<std::int64_t> samples_done{0};
   std::exception_ptr error;
   std::mutex error_lock;
@@ -468,23 +567,32 @@ std::vector<Block> certify_queries(Run& run, std::vector<Block> blocks, std::int
   flow::graph graph;
   std::size_t next = 0;
   flow::input_node<Block*> source(graph, [&](tbb::flow_control& control) -> Block* {
-    if (failed || next >= blocks.size()) {
+    if (failed || next >= order.size()) {
       control.stop();
       return nullptr;
     }
-    return &blocks[next++];
+    return order[next++];
   });
   flow::limiter_node<Block*> limiter(graph, 2);  // bounded memory: two blocks in flight
   flow::function_node<Block*, Block*> sampler(graph, flow::serial, guarded([&](Block& b) {
-    if (!b.cached) sample_block(run, b, samples_done);
+    if (b.cached) return;
+    b.lock = s.cache.lock(kSampleStage, b.key);  // a concurrent run may be computing it
+    if (!s.forced(kSampleStage) && load_block(s, b)) {
+      ++b.point->reused_blocks;
+      b.lock = CacheLock();
+      return;
+    }
+    std::lock_guard torch(s.torch_lock);
+    sample_block(s, b, samples_done);
   }));
   flow::function_node<Block*, Block*> writer(graph, flow::serial, guarded([&](Block& b) {
-    if (!b.cached) store_block(run, b);  // the only node that writes HDF5
+    if (!b.cached) {
+      store_block(s, b);  // the only node that writes HDF5
+      b.lock = CacheLock();
+    }
     progress.update(samples_done.load());
   }));
-  flow::function_node<Block*, Block*> certify(graph, flow::unlimited, guarded([&](Block& b) {
-    certify_block(run, b, gallery);
-  }));
+  flow::function_node<Block*, Block*> certify(graph, flow::unlimited, guarded([&](Block& b) { certify_block(b); }));
   flow::function_node<Block*, flow::continue_msg> done(graph, flow::serial, [](Block*) { return flow::continue_msg(); });
   flow::make_edge(source, limiter);
   flow::make_edge(limiter, sampler);
@@ -497,37 +605,38 @@ std::vector<Block> certify_queries(Run& run, std::vector<Block> blocks, std::int
   progress.finish();
   if (error) std::rethrow_exception(error);
 
-  const auto total_blocks = static_cast<std::int64_t>(blocks.size());
-  std::string status = reused_blocks == total_blocks ? "reused"
-                       : reused_blocks == 0          ? "computed"
-                                                     : fmt::format("resumed");
   const double elapsed = seconds_since(start);
-  run.report({"samples", status, elapsed, run.sample_key(),
-              fmt::format("{} queries x {} samples, {} of {} blocks reused{}", [&] {
-                std::int64_t q = 0;
-                for (const auto& b : blocks) q += static_cast<std::int64_t>(b.rows.size());
-                return q;
-              }(), plan.n, reused_blocks, total_blocks,
-                          to_compute > 0 ? fmt::format(", {} samples/s", human_count(static_cast<double>(to_compute) / elapsed)) : "")});
-  return blocks;
+  for (auto& p : s.points) {
+    const auto total = static_cast<std::int64_t>(p->blocks.size());
+    std::int64_t queries = 0;
+    for (const auto& b : p->blocks) queries += static_cast<std::int64_t>(b.rows.size());
+    const std::string status = p->reused_blocks == total ? "reused" : p->reused_blocks == 0 ? "computed" : "resumed";
+    s.report({p->spec->point, "samples", status, elapsed, p->sample_key,
+              fmt::format("{} queries x {} samples, {} of {} blocks reused", queries, p->certifier->plan().n,
+                          p->reused_blocks, total)});
+  }
+  if (to_compute > 0 && s.log)
+    *s.log << fmt::format("[{:<12}] {} noisy samples in {:.1f} s, {} samples/s\n", "samples", human_count(static_cast<double>(to_compute)),
+                          elapsed, human_count(static_cast<double>(to_compute) / elapsed));
 }
 
-PointResult collect_point(Run& run, std::vector<Block>& blocks) {
+PointResult collect_point(Session& s, Point& p) {
   const auto start = Clock::now();
+  const Model& m = *p.model;
   PointResult point;
-  point.name = "main";
-  point.sigma = run.noise->sigma();
-  point.alpha = run.certifier->alpha();
-  point.n = run.certifier->plan().n;
+  point.name = p.spec->point;
+  point.sigma = p.noise->sigma();
+  point.alpha = p.certifier->alpha();
+  point.n = p.certifier->plan().n;
   struct Row {
     Certificate certificate;
     const double* sum;
     double seconds;
   };
   std::vector<Row> rows;
-  for (auto& block : blocks)
+  for (auto& block : p.blocks)
     for (std::size_t i = 0; i < block.rows.size(); ++i)
-      rows.push_back({block.certificates[i], block.sums.data() + static_cast<std::int64_t>(i) * run.dim,
+      rows.push_back({block.certificates[i], block.sums.data() + static_cast<std::int64_t>(i) * m.dim,
                       block.seconds / static_cast<double>(block.rows.size())});
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.certificate.query_id < b.certificate.query_id; });
   std::vector<float> query_embedding;
@@ -535,82 +644,113 @@ PointResult collect_point(Run& run, std::vector<Block>& blocks) {
   for (const auto& row : rows) {
     const auto id = static_cast<std::size_t>(row.certificate.query_id);
     point.certificates.push_back(row.certificate);
-    point.query_gallery_index.push_back(run.query_gallery_index[id]);
-    for (std::int64_t d = 0; d < run.dim; ++d) point.mean_embedding.push_back(row.sum[d] / static_cast<double>(point.n));
+    point.query_gallery_index.push_back(p.data->query_gallery_index[id]);
+    for (std::int64_t d = 0; d < m.dim; ++d) point.mean_embedding.push_back(row.sum[d] / static_cast<double>(point.n));
     point.seconds.push_back(row.seconds);
-    query_embedding.insert(query_embedding.end(), run.query_embedding.begin() + static_cast<std::ptrdiff_t>(id * static_cast<std::size_t>(run.dim)),
-                           run.query_embedding.begin() + static_cast<std::ptrdiff_t>((id + 1) * static_cast<std::size_t>(run.dim)));
-    query_label.push_back(run.query_label[id]);
+    const auto first = m.query_embedding.begin() + static_cast<std::ptrdiff_t>(id * static_cast<std::size_t>(m.dim));
+    query_embedding.insert(query_embedding.end(), first, first + m.dim);
+    query_label.push_back(p.data->query_label[id]);
     query_id.push_back(row.certificate.query_id);
   }
   point.rho = point.certificates.empty() ? 0 : point.certificates.front().rho;
-  run.report({"certificates", "computed", seconds_since(start), "",
-              fmt::format("{} certificates (no forward pass)", point.certificates.size())});
-
-  const auto metrics_start = Clock::now();
   EvalView eval;
-  eval.gallery = gallery_view(run);
+  eval.gallery = m.gallery();
   eval.queries = {query_embedding.data(), query_label.data(), point.query_gallery_index.data(), query_id.data(),
                   static_cast<std::int64_t>(query_id.size())};
   eval.certificates = &point.certificates;
   eval.sigma = point.sigma;
-  for (const auto& metric : run.metrics)
+  for (const auto& metric : p.metrics)
     for (auto& value : metric->compute(eval)) point.metrics.push_back(std::move(value));
-  run.report({"metrics", "computed", seconds_since(metrics_start), "", fmt::format("{} values", point.metrics.size())});
+  s.report({p.spec->point, "certificates", "computed", seconds_since(start), "",
+            fmt::format("{} certificates and {} metric values (no forward pass)", point.certificates.size(),
+                        point.metrics.size())});
   return point;
+}
+
+int force_index(const std::string& force) {
+  if (force.empty()) return 99;
+  const auto& order = forceable_stages();
+  const auto it = std::find(order.begin(), order.end(), force);
+  if (it == order.end())
+    throw Error(fmt::format("--force '{}': expected one of {}{}", force, fmt::join(order, ", "), did_you_mean(force, order)));
+  return static_cast<int>(it - order.begin());
 }
 
 }  // namespace
 
-RunResult run_pipeline(const PipelineSpec& spec, const PluginLoader& loader, const RunOptions& options) {
+const std::vector<std::string>& forceable_stages() {
+  static const std::vector<std::string> stages{kBackboneStage, kEmbeddingStage, kSampleStage};
+  return stages;
+}
+
+RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader, const RunOptions& options) {
   const auto start = Clock::now();
-  Run run(spec, loader, options.log);
-  create_plugins(run);
-  load_dataset(run);
-  prepare_backbone(run);
-  prepare_embeddings(run);
-  const auto selected = select_queries(run, run.certifier->plan().queries);
-  if (selected.empty())
-    throw Error(fmt::format("{}: no query has a positive in the gallery; check the dataset's classes", spec.file));
-  std::int64_t reused_blocks = 0;
-  auto blocks = certify_queries(run, plan_blocks(run, selected), reused_blocks);
+  Session s(spec, loader, options.log);
+  s.force = force_index(options.force);
+  create_plugins(s);
+  load_datasets(s);
+  assign_models(s);
+  prepare_models(s);
+  certify_all(s);
 
   RunResult result;
-  result.dim = run.dim;
-  result.gallery_embedding = run.gallery_embedding;
-  result.gallery_label = run.gallery_label;
-  result.points.push_back(collect_point(run, blocks));
-  result.stages = run.stages;
+  for (auto& p : s.points) result.points.push_back(collect_point(s, *p));
+  const Model& first = *s.points.front()->model;
+  result.dim = first.dim;
+  result.gallery_embedding = first.gallery_embedding;
+  result.gallery_label = first.data->gallery_label;
+  result.stages = s.stages;
+  for (const auto& [key, model] : s.models) {
+    result.cache_entries.push_back({kBackboneStage, key});
+    result.cache_entries.push_back({kEmbeddingStage, model->embedding_key});
+  }
+  for (const auto& p : s.points)
+    for (const auto& b : p->blocks) result.cache_entries.push_back({kSampleStage, b.key});
   result.seconds = seconds_since(start);
   if (options.write_outputs) result.output_dir = write_run_outputs(spec, result);
   return result;
 }
 
-std::vector<StageReport> cache_status(const PipelineSpec& spec, const PluginLoader& loader) {
-  Run run(spec, loader, nullptr);
-  create_plugins(run);
-  load_dataset(run);
-  std::vector<StageReport> out;
-  out.push_back(run.stages.front());
-  const std::string backbone_key = run.backbone_key();
-  auto entry = run.cache.open(kBackboneStage, backbone_key);
-  out.push_back({"backbone", entry ? "cached" : "missing", 0, backbone_key, spec.backbone.plugin});
-  if (!entry) {
-    out.push_back({"embeddings", "missing", 0, "", "needs the backbone"});
-    out.push_back({"samples", "missing", 0, "", "needs the backbone"});
-    return out;
+RunResult run_pipeline(const PipelineSpec& spec, const PluginLoader& loader, const RunOptions& options) {
+  ExperimentSpec experiment;
+  experiment.file = spec.file;
+  experiment.name = spec.name;
+  experiment.output_root = spec.output_root;
+  experiment.cache_root = spec.cache_root;
+  experiment.resolved_yaml = spec.resolved_yaml;
+  experiment.points.push_back({spec.point, {}, spec});
+  return run_experiment(experiment, loader, options);
+}
+
+std::vector<StageReport> cache_status(const ExperimentSpec& spec, const PluginLoader& loader) {
+  Session s(spec, loader, nullptr);
+  create_plugins(s);
+  load_datasets(s);
+  assign_models(s);
+  std::vector<StageReport> out(s.stages.begin(), s.stages.end());
+  for (auto& p : s.points) {
+    Model& m = *p->model;
+    const std::string& name = p->spec->point;
+    auto entry = s.cache.open(kBackboneStage, m.key);
+    out.push_back({name, "backbone", entry ? "cached" : "missing", 0, m.key, p->spec->backbone.plugin});
+    if (!entry) {
+      out.push_back({name, "embeddings", "missing", 0, "", "needs the backbone"});
+      out.push_back({name, "samples", "missing", 0, "", "needs the backbone"});
+      continue;
+    }
+    m.weights_hash = entry->attribute_string("/", "weights_hash");
+    m.backbone->init(p->data->shape(), 0);
+    m.dim = m.backbone->embedding_dim();
+    m.embedding_key = embedding_key(s, m);
+    out.push_back({name, "embeddings", s.cache.open(kEmbeddingStage, m.embedding_key) ? "cached" : "missing", 0,
+                   m.embedding_key, ""});
+    plan_blocks(s, *p);
+    std::int64_t cached = 0;
+    for (auto& block : p->blocks) cached += load_block(s, block);
+    const auto total = static_cast<std::int64_t>(p->blocks.size());
+    out.push_back({name, "samples", cached == total ? "cached" : cached == 0 ? "missing" : "partial", 0, p->sample_key,
+                   fmt::format("{} of {} query blocks cached", cached, total)});
   }
-  run.weights_hash = entry->attribute_string("/", "weights_hash");
-  run.backbone->init(input_shape(run.data), 0);
-  run.dim = run.backbone->embedding_dim();
-  const std::string embedding_key = run.embedding_key();
-  out.push_back({"embeddings", run.cache.open(kEmbeddingStage, embedding_key) ? "cached" : "missing", 0, embedding_key, ""});
-  auto blocks = plan_blocks(run, select_queries(run, run.certifier->plan().queries));
-  std::int64_t cached = 0;
-  for (auto& block : blocks) cached += load_block(run, block);
-  const auto total = static_cast<std::int64_t>(blocks.size());
-  out.push_back({"samples", cached == total ? "cached" : cached == 0 ? "missing" : "partial", 0, run.sample_key(),
-                 fmt::format("{} of {} query blocks cached", cached, total)});
   return out;
 }
 

@@ -45,6 +45,25 @@ template <> hid_t native_type<double>() { return H5T_NATIVE_DOUBLE; }
 template <> hid_t native_type<std::int64_t>() { return H5T_NATIVE_INT64; }
 template <> hid_t native_type<std::uint8_t>() { return H5T_NATIVE_UINT8; }
 
+// Creation properties without modification times, so equal content gives equal bytes
+// (certificates.h5 of a resumed run is byte-identical to an uninterrupted one).
+Handle dataset_properties() {
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_obj_track_times(dcpl.get(), 0);
+  return dcpl;
+}
+
+// Creates the missing groups of `path`'s parent, without times.
+void create_parents(hid_t file, const std::string& path) {
+  for (std::size_t slash = path.find('/', 1); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+    const std::string group = path.substr(0, slash);
+    if (H5Lexists(file, group.c_str(), H5P_DEFAULT) > 0) continue;
+    Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+    H5Pset_obj_track_times(gcpl.get(), 0);
+    Handle g(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
+  }
+}
+
 template <class T> H5T_class_t type_class() { return std::is_floating_point_v<T> ? H5T_FLOAT : H5T_INTEGER; }
 
 [[noreturn]] void fail(const std::string& path, const std::string& object, const std::string& what) {
@@ -113,10 +132,7 @@ bool H5File::exists(const std::string& object) const {
 
 void H5File::create_group(const std::string& group) {
   std::lock_guard lock(hdf5_lock());
-  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl.get(), 1);
-  Handle g(H5Gcreate2(id_, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  if (!g.ok()) fail(path_, group, "cannot create the group");
+  create_parents(id_, group + "/");
 }
 
 template <class T>
@@ -124,9 +140,9 @@ void H5File::write(const std::string& dataset, const T* data, const std::vector<
   std::lock_guard lock(hdf5_lock());
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl.get(), 1);
-  Handle set(H5Dcreate2(id_, dataset.c_str(), native_type<T>(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+  create_parents(id_, dataset);
+  Handle dcpl = dataset_properties();
+  Handle set(H5Dcreate2(id_, dataset.c_str(), native_type<T>(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
              H5Dclose);
   if (!set.ok()) fail(path_, dataset, "cannot create the dataset");
   std::uint64_t count = 1;
@@ -142,9 +158,9 @@ void H5File::write_strings(const std::string& dataset, const std::vector<std::st
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl.get(), 1);
-  Handle set(H5Dcreate2(id_, dataset.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  create_parents(id_, dataset);
+  Handle dcpl = dataset_properties();
+  Handle set(H5Dcreate2(id_, dataset.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
   if (!set.ok()) fail(path_, dataset, "cannot create the dataset");
   std::vector<const char*> pointers;
   for (const auto& v : values) pointers.push_back(v.c_str());

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "rguard/error.hpp"
+#include "rguard/cache.hpp"
+#include "rguard/csv.hpp"
 #include "rguard/h5io.hpp"
 #include "rguard/plugin.hpp"
 
@@ -64,18 +66,27 @@ std::string cohen_tsv(const PointResult& point) {
   return out;
 }
 
-nlohmann::json manifest(const PipelineSpec& spec, const RunResult& result) {
+nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result) {
   nlohmann::json stages = nlohmann::json::array();
   for (const auto& s : result.stages)
-    stages.push_back({{"stage", s.stage}, {"status", s.status}, {"seconds", s.seconds}, {"key", s.key}, {"detail", s.detail}});
-  nlohmann::json plugins = nlohmann::json::array();
-  auto add = [&](const StageSpec& s) {
-    plugins.push_back({{"section", s.section}, {"kind", to_string(s.kind)}, {"name", s.plugin},
-                       {"version", s.entry ? s.entry->version : "?"}});
-  };
-  for (const auto* s : {&spec.dataset, &spec.backbone, &spec.noise, &spec.certifier}) add(*s);
-  for (const auto& s : spec.attacks) add(s);
-  for (const auto& s : spec.metrics) add(s);
+    stages.push_back({{"point", s.point}, {"stage", s.stage}, {"status", s.status}, {"seconds", s.seconds},
+                      {"key", s.key}, {"detail", s.detail}});
+  nlohmann::json points = nlohmann::json::array();
+  for (const auto& point : spec.points) {
+    nlohmann::json plugins = nlohmann::json::array();
+    auto add = [&](const StageSpec& s) {
+      plugins.push_back({{"section", s.section}, {"kind", to_string(s.kind)}, {"name", s.plugin},
+                         {"version", s.entry ? s.entry->version : "?"}});
+    };
+    const PipelineSpec& p = point.spec;
+    for (const auto* s : {&p.dataset, &p.backbone, &p.noise, &p.certifier}) add(*s);
+    for (const auto& s : p.attacks) add(s);
+    for (const auto& s : p.metrics) add(s);
+    nlohmann::json assignment = nlohmann::json::object();
+    for (const auto& [key, value] : point.assignment) assignment[key] = value;
+    points.push_back({{"name", point.name}, {"sweep", assignment}, {"seed", p.seed}, {"plugins", plugins}});
+  }
+  const PipelineSpec& first = spec.points.front().spec;
   unsigned hdf5_major = 0, hdf5_minor = 0, hdf5_release = 0;
   H5get_libversion(&hdf5_major, &hdf5_minor, &hdf5_release);
   return {{"rguard_version", RGUARD_VERSION},
@@ -87,12 +98,18 @@ nlohmann::json manifest(const PipelineSpec& spec, const RunResult& result) {
           {"finished_at", utc_now()},
           {"spec_file", spec.file},
           {"name", spec.name},
-          {"seed", spec.seed},
-          {"threads", spec.threads},
-          {"device", spec.device},
+          {"threads", first.threads},
+          {"device", first.device},
           {"seconds", result.seconds},
           {"stages", stages},
-          {"plugins", plugins}};
+          {"points", points}};
+}
+
+std::string metrics_csv(const RunResult& result) {
+  std::string out = "point,sigma,metric,value\n";
+  for (const auto& point : result.points)
+    for (const auto& m : point.metrics) out += fmt::format("{},{},{},{}\n", csv_field(point.name), point.sigma, csv_field(m.name), m.value);
+  return out;
 }
 
 void write_h5(const fs::path& path, const RunResult& result) {
@@ -143,23 +160,19 @@ std::string certificates_csv(const RunResult& result) {
       "predict_index,predict_label\n";
   for (const auto& point : result.points)
     for (const auto& c : point.certificates)
-      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", point.name, point.sigma, c.query_id,
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(point.name), point.sigma, c.query_id,
                          c.label, c.n, c.rho, c.f_norm, c.d_pos, c.d_neg, c.radius_a, c.radius_b, c.radius_c, c.radius,
                          static_cast<int>(c.abstain), static_cast<int>(c.correct), c.predict_index, c.predict_label);
   return out;
 }
 
-std::string summary_markdown(const PipelineSpec& spec, const RunResult& result) {
-  std::string out = fmt::format("# rguard run `{}`\n\nSpec: `{}`, seed {}, {:.1f} s.\n\n", spec.name, spec.file,
-                                spec.seed, result.seconds);
-  out += "| stage | status | seconds | detail |\n|---|---|---|---|\n";
-  for (const auto& s : result.stages) out += fmt::format("| {} | {} | {:.1f} | {} |\n", s.stage, s.status, s.seconds, s.detail);
+std::string summary_markdown(const ExperimentSpec& spec, const RunResult& result) {
+  std::string out = fmt::format("# rguard run `{}`\n\nSpec: `{}`, {} point(s), {:.1f} s.\n\n", spec.name, spec.file,
+                                result.points.size(), result.seconds);
+  out += "| point | stage | status | seconds | detail |\n|---|---|---|---|---|\n";
+  for (const auto& s : result.stages)
+    out += fmt::format("| {} | {} | {} | {:.1f} | {} |\n", s.point, s.stage, s.status, s.seconds, s.detail);
   for (const auto& point : result.points) {
-    std::int64_t certified = 0, correct = 0;
-    for (const auto& c : point.certificates) {
-      certified += !c.abstain;
-      correct += c.correct;
-    }
     out += fmt::format("\n## Point `{}`: sigma = {}, n = {}, alpha = {}, rho = {:.4f}, {} queries\n\n", point.name,
                        point.sigma, point.n, point.alpha, point.rho, point.certificates.size());
     out += "| metric | value |\n|---|---|\n";
@@ -168,7 +181,22 @@ std::string summary_markdown(const PipelineSpec& spec, const RunResult& result) 
   return out;
 }
 
-std::string write_run_outputs(const PipelineSpec& spec, const RunResult& result) {
+namespace {
+// Records which cache entries the last run of this spec name used (rguard cache ls / gc).
+void record_cache_use(const ExperimentSpec& spec, const RunResult& result) {
+  const fs::path dir = fs::path(spec.cache_root) / "uses";
+  fs::create_directories(dir);
+  nlohmann::json entries = nlohmann::json::array();
+  for (const auto& [stage, key] : result.cache_entries) entries.push_back({{"stage", stage}, {"key", key}});
+  const nlohmann::json use{{"name", spec.name}, {"spec_file", spec.file}, {"finished_at", utc_now()}, {"entries", entries}};
+  const fs::path file = dir / (spec.name + ".json");
+  const fs::path temporary = dir / fmt::format(".{}.json.tmp.{}", spec.name, ::getpid());
+  write_text(temporary, use.dump(1) + "\n");
+  fs::rename(temporary, file);
+}
+}  // namespace
+
+std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& result) {
   const fs::path root = spec.output_root;
   const fs::path final_dir = root / spec.name;
   const fs::path staging = root / fmt::format(".{}.partial-{}", spec.name, ::getpid());
@@ -178,6 +206,7 @@ std::string write_run_outputs(const PipelineSpec& spec, const RunResult& result)
   try {
     write_text(staging / "resolved.yaml", spec.resolved_yaml);
     write_text(staging / "certificates.csv", certificates_csv(result));
+    write_text(staging / "metrics.csv", metrics_csv(result));
     for (const auto& point : result.points) write_text(staging / fmt::format("certify-{}.tsv", point.name), cohen_tsv(point));
     write_h5(staging / "certificates.h5", result);
     write_text(staging / "summary.md", summary_markdown(spec, result));
@@ -186,11 +215,15 @@ std::string write_run_outputs(const PipelineSpec& spec, const RunResult& result)
     fs::remove_all(staging, ec);
     throw;
   }
-  // Swap the finished folder in: the old one is moved aside first, then removed.
-  const fs::path old = root / fmt::format(".{}.old-{}", spec.name, ::getpid());
-  if (fs::exists(final_dir)) fs::rename(final_dir, old);
-  fs::rename(staging, final_dir);
-  fs::remove_all(old, ec);
+  {
+    // Swap the finished folder in (the old one is moved aside, then removed), one run at a time.
+    CacheLock lock((root / fmt::format(".{}.lock", spec.name)).string());
+    const fs::path old = root / fmt::format(".{}.old-{}", spec.name, ::getpid());
+    if (fs::exists(final_dir)) fs::rename(final_dir, old);
+    fs::rename(staging, final_dir);
+    fs::remove_all(old, ec);
+  }
+  record_cache_use(spec, result);
   return final_dir.string();
 }
 

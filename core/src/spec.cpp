@@ -279,14 +279,8 @@ YamlNodePtr lookup(const YamlNodePtr& root, const std::string& path) {
   return node;
 }
 
-void apply_override(const YamlNodePtr& root, const std::string& text) {
-  const std::size_t eq = text.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw Error(fmt::format("--set '{}': expected dotted.key=value, e.g. --set noise.sigma=0.5", text));
-  const std::string path = text.substr(0, eq);
-  const SourceLocation where{"--set", 0, 0};
-  YamlNodePtr value = parse_yaml(text.substr(eq + 1), where.file);
-  // Locations inside the value point at the command line, not at a line of a file.
+// Marks every node of a value as coming from `where` (the command line, a sweep).
+void relocate(const YamlNodePtr& value, const SourceLocation& where) {
   std::vector<YamlNodePtr> todo{value};
   while (!todo.empty()) {
     auto node = todo.back();
@@ -296,7 +290,10 @@ void apply_override(const YamlNodePtr& root, const std::string& text) {
     for (auto& item : node->items) todo.push_back(item);
     for (auto& entry : node->entries) todo.push_back(entry.second);
   }
+}
 
+// Sets the node at dotted `path` (creating mappings on the way; list items by index).
+void set_path(const YamlNodePtr& root, const std::string& path, const YamlNodePtr& value, const std::string& origin) {
   const auto parts = split_path(path);
   YamlNodePtr node = root;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -306,13 +303,13 @@ void apply_override(const YamlNodePtr& root, const std::string& text) {
     if (node->kind == YamlNode::Kind::Sequence) {
       auto index = parse_index(part);
       if (!index || *index >= node->items.size())
-        throw Error(fmt::format("--set {}: '{}' is not an index of the list at {} ({} items)", path, part,
+        throw Error(fmt::format("{} {}: '{}' is not an index of the list at {} ({} items)", origin, path, part,
                                 node->location.str(), node->items.size()));
       if (last) node->items[*index] = value; else node = node->items[*index];
       continue;
     }
     if (node->kind != YamlNode::Kind::Map)
-      throw Error(fmt::format("--set {}: '{}' is inside a scalar (at {})", path, part, node->location.str()));
+      throw Error(fmt::format("{} {}: '{}' is inside a scalar (at {})", origin, path, part, node->location.str()));
     auto child = node->find(part);
     if (last) {
       bool replaced = false;
@@ -320,19 +317,61 @@ void apply_override(const YamlNodePtr& root, const std::string& text) {
         if (entry.first == part) { entry.second = value; replaced = true; }
       if (!replaced) {
         node->entries.emplace_back(part, value);
-        node->key_locations.push_back(where);
+        node->key_locations.push_back(value->location);
       }
     } else {
       if (!child) {
         child = std::make_shared<YamlNode>();
         child->kind = YamlNode::Kind::Map;
-        child->location = where;
+        child->location = value->location;
         node->entries.emplace_back(part, child);
-        node->key_locations.push_back(where);
+        node->key_locations.push_back(value->location);
       }
       node = child;
     }
   }
+}
+
+struct Override {
+  std::string path;
+  std::vector<std::string> values;  // more than one: a sweep axis ("--set noise.sigma=0.12,0.25")
+};
+
+// Splits "a.b=v1,v2" at top-level commas (not inside brackets, braces or quotes).
+Override parse_override(const std::string& text) {
+  const std::size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error(fmt::format("--set '{}': expected dotted.key=value, e.g. --set noise.sigma=0.5", text));
+  Override o{text.substr(0, eq), {}};
+  const std::string rest = text.substr(eq + 1);
+  int depth = 0;
+  char quote = 0;
+  std::string current;
+  for (char c : rest) {
+    if (quote) {
+      if (c == quote) quote = 0;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      o.values.push_back(current);
+      current.clear();
+      continue;
+    }
+    current += c;
+  }
+  o.values.push_back(current);
+  return o;
+}
+
+YamlNodePtr override_value(const std::string& text) {
+  const SourceLocation where{"--set", 0, 0};
+  YamlNodePtr value = parse_yaml(text, where.file);
+  relocate(value, where);
+  return value;
 }
 
 // Replaces ${dotted.key} in scalars by the referenced value; a scalar that is exactly one
@@ -360,6 +399,8 @@ void interpolate(const YamlNodePtr& root, const YamlNodePtr& node, int depth) {
       *node = *target->clone();  // keeps the target's location: errors point where the value was written
     } else if (target->kind == YamlNode::Kind::Scalar) {
       node->value = node->value.substr(0, open) + target->value + node->value.substr(close + 1);
+      if (node->value.size() > 65536)
+        throw Error(fmt::format("{}: ${{...}} references expand to more than 64 KiB", where.str()));
     } else {
       throw Error(fmt::format("{}: '${{{}}}' is {}; only a whole value can refer to it", where.str(), path,
                               to_string(target->kind)));
@@ -478,27 +519,33 @@ std::string StageSpec::canonical() const {
   return text + "}";
 }
 
-PipelineSpec resolve_pipeline_spec(const YamlNodePtr& parsed, const std::string& file,
-                                   const std::vector<std::string>& overrides, const PluginCatalog& catalog) {
+namespace {
+
+const std::vector<std::string>& section_names() {
+  static const std::vector<std::string> sections{"name",  "seed",    "threads",   "device",  "output", "cache",
+                                                 "dataset", "backbone", "noise", "certifier", "attacks", "metrics",
+                                                 "sweep"};
+  return sections;
+}
+
+YamlNodePtr prepared_root(const YamlNodePtr& parsed) {
   YamlNodePtr root = parsed->clone();
   if (root->kind == YamlNode::Kind::Null) root->kind = YamlNode::Kind::Map;
   if (root->kind != YamlNode::Kind::Map)
     fail(root->location, "pipeline", fmt::format("expected a mapping of sections, got {}", shown(*root)));
-  for (const auto& text : overrides) apply_override(root, text);
-  interpolate(root, root, 0);
-
-  static const std::vector<std::string> sections{"name",  "seed",    "threads",   "device",  "output", "cache",
-                                                 "dataset", "backbone", "noise", "certifier", "attacks", "metrics",
-                                                 "sweep"};
+  const auto& sections = section_names();
   for (std::size_t i = 0; i < root->entries.size(); ++i) {
     const std::string& key = root->entries[i].first;
     if (std::find(sections.begin(), sections.end(), key) == sections.end())
       fail(root->key_locations[i], key,
            fmt::format("unknown section{}; a pipeline has: {}", did_you_mean(key, sections), join(sections)));
   }
-  if (auto sweep = root->find("sweep"))
-    fail(sweep->location, "sweep",
-         "sweeps are not supported by this version yet; run one point per spec, varying it with --set");
+  return root;
+}
+
+// Validates one point's tree (overrides applied, no sweep block).
+PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, const PluginCatalog& catalog) {
+  interpolate(root, root, 0);
 
   PipelineSpec spec;
   spec.file = file;
@@ -549,6 +596,210 @@ PipelineSpec resolve_pipeline_spec(const YamlNodePtr& parsed, const std::string&
   spec.metrics = list("metrics", PluginKind::Metric);
   spec.resolved_yaml = emit_resolved(spec);
   return spec;
+}
+
+// ---- sweeps ------------------------------------------------------------------------
+
+using Assignment = std::vector<std::pair<std::string, YamlNodePtr>>;
+
+struct Axis {
+  std::string path;
+  std::vector<YamlNodePtr> values;
+};
+
+struct Sweep {
+  std::vector<Axis> grid, zip;
+  std::vector<Assignment> include;
+};
+
+std::vector<Axis> parse_axes(const YamlNode& map, const std::string& where) {
+  if (map.kind != YamlNode::Kind::Map)
+    fail(map.location, where, fmt::format("expected a mapping of dotted keys to lists, got {}", shown(map)));
+  std::vector<Axis> axes;
+  for (const auto& [key, list] : map.entries) {
+    if (list->kind != YamlNode::Kind::Sequence || list->items.empty())
+      fail(list->location, where + "." + key, fmt::format("expected a non-empty list of values, got {}", shown(*list)));
+    axes.push_back({key, list->items});
+  }
+  return axes;
+}
+
+Sweep parse_sweep(const YamlNode& node) {
+  static const std::vector<std::string> keys{"grid", "zip", "include"};
+  if (node.kind != YamlNode::Kind::Map)
+    fail(node.location, "sweep", fmt::format("expected a mapping with grid, zip or include, got {}", shown(node)));
+  Sweep sweep;
+  for (std::size_t i = 0; i < node.entries.size(); ++i) {
+    const auto& [key, value] = node.entries[i];
+    if (key == "grid") {
+      sweep.grid = parse_axes(*value, "sweep.grid");
+    } else if (key == "zip") {
+      sweep.zip = parse_axes(*value, "sweep.zip");
+      for (const auto& axis : sweep.zip)
+        if (axis.values.size() != sweep.zip.front().values.size())
+          fail(value->location, "sweep.zip",
+               fmt::format("zipped lists must have one length: '{}' has {}, '{}' has {}", sweep.zip.front().path,
+                           sweep.zip.front().values.size(), axis.path, axis.values.size()));
+    } else if (key == "include") {
+      if (value->kind != YamlNode::Kind::Sequence)
+        fail(value->location, "sweep.include", fmt::format("expected a list of mappings, got {}", shown(*value)));
+      for (const auto& item : value->items) {
+        if (item->kind != YamlNode::Kind::Map || item->entries.empty())
+          fail(item->location, "sweep.include", fmt::format("expected a mapping {{dotted.key: value}}, got {}", shown(*item)));
+        sweep.include.emplace_back(item->entries.begin(), item->entries.end());
+      }
+    } else {
+      fail(node.key_locations[i], "sweep." + key,
+           fmt::format("unknown key{}; a sweep has: grid, zip, include", did_you_mean(key, keys)));
+    }
+  }
+  return sweep;
+}
+
+std::string value_text(const YamlNode& node) {
+  if (node.kind == YamlNode::Kind::Scalar) return node.value;
+  std::vector<std::string> parts;
+  for (const auto& item : node.items) parts.push_back(value_text(*item));
+  return fmt::format("[{}]", fmt::join(parts, ","));
+}
+
+// Replaces the axis of `path` (or adds one); nullopt values remove it.
+void set_axis(std::vector<Axis>& axes, const std::string& path, std::optional<std::vector<YamlNodePtr>> values) {
+  auto it = std::find_if(axes.begin(), axes.end(), [&](const Axis& a) { return a.path == path; });
+  if (!values) {
+    if (it != axes.end()) axes.erase(it);
+  } else if (it != axes.end()) {
+    it->values = *values;
+  } else {
+    axes.push_back({path, *values});
+  }
+}
+
+std::string indent(const std::string& text, const std::string& prefix) {
+  std::string out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!line.empty()) out += prefix + line;
+    out += "\n";
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::string& file,
+                                       const std::vector<std::string>& overrides, const PluginCatalog& catalog) {
+  YamlNodePtr base = prepared_root(parsed);
+  Sweep sweep;
+  bool swept = false;
+  for (std::size_t i = 0; i < base->entries.size(); ++i)
+    if (base->entries[i].first == "sweep") {
+      sweep = parse_sweep(*base->entries[i].second);
+      swept = true;
+      base->entries.erase(base->entries.begin() + static_cast<std::ptrdiff_t>(i));
+      base->key_locations.erase(base->key_locations.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  for (const auto& text : overrides) {
+    const Override o = parse_override(text);
+    if (std::any_of(sweep.zip.begin(), sweep.zip.end(), [&](const Axis& a) { return a.path == o.path; }))
+      throw Error(fmt::format("--set {}: the key is zipped in the spec's sweep; edit sweep.zip instead", o.path));
+    if (o.values.size() > 1) {
+      std::vector<YamlNodePtr> values;
+      for (const auto& v : o.values) values.push_back(override_value(v));
+      set_axis(sweep.grid, o.path, values);
+      swept = true;
+    } else {
+      set_path(base, o.path, override_value(o.values.front()), "--set");
+      set_axis(sweep.grid, o.path, std::nullopt);  // a fixed value ends that sweep axis
+    }
+  }
+
+  constexpr std::size_t kMaxPoints = 10000;
+  std::size_t count = sweep.zip.empty() ? 1 : sweep.zip.front().values.size();
+  for (const auto& axis : sweep.grid) {
+    count *= axis.values.size();
+    if (count > kMaxPoints)
+      throw Error(fmt::format("{}: sweep: more than {} points; split the experiment", file, kMaxPoints));
+  }
+  std::vector<Assignment> assignments{{}};
+  for (const auto& axis : sweep.grid) {
+    std::vector<Assignment> next;
+    for (const auto& a : assignments)
+      for (const auto& v : axis.values) {
+        next.push_back(a);
+        next.back().emplace_back(axis.path, v);
+      }
+    assignments = std::move(next);
+  }
+  if (!sweep.zip.empty()) {
+    std::vector<Assignment> next;
+    for (const auto& a : assignments)
+      for (std::size_t i = 0; i < sweep.zip.front().values.size(); ++i) {
+        next.push_back(a);
+        for (const auto& axis : sweep.zip) next.back().emplace_back(axis.path, axis.values[i]);
+      }
+    assignments = std::move(next);
+  }
+  assignments.insert(assignments.end(), sweep.include.begin(), sweep.include.end());
+
+  ExperimentSpec experiment;
+  experiment.file = file;
+  experiment.swept = swept;
+  for (const auto& assignment : assignments) {
+    SweepPoint point;
+    std::vector<std::string> parts;
+    YamlNodePtr root = base->clone();
+    for (const auto& [path, value] : assignment) {
+      parts.push_back(fmt::format("{}={}", path, value_text(*value)));
+      set_path(root, path, value->clone(), "sweep");
+      point.assignment.emplace_back(path, value_text(*value));
+    }
+    point.name = parts.empty() ? "main" : fmt::format("{}", fmt::join(parts, ","));
+    for (const auto& other : experiment.points)
+      if (other.name == point.name)
+        throw Error(fmt::format("{}: sweep: the point '{}' appears twice; remove the duplicate", file, point.name));
+    point.spec = validate_point(root, file, catalog);
+    point.spec.point = point.name;
+    experiment.points.push_back(std::move(point));
+  }
+  const PipelineSpec& first = experiment.points.front().spec;
+  for (const auto& point : experiment.points) {
+    const PipelineSpec& s = point.spec;
+    if (s.name != first.name || s.output_root != first.output_root || s.cache_root != first.cache_root ||
+        s.threads != first.threads || s.device != first.device)
+      throw Error(fmt::format("{}: sweep: name, output, cache, threads and device are settings of the whole run "
+                              "and cannot vary between points",
+                              file));
+  }
+  experiment.name = first.name;
+  experiment.output_root = first.output_root;
+  experiment.cache_root = first.cache_root;
+  if (!swept) {
+    experiment.resolved_yaml = first.resolved_yaml;
+  } else {
+    experiment.resolved_yaml = "# One fully resolved spec per sweep point; each is itself a valid spec.\npoints:\n";
+    for (const auto& point : experiment.points)
+      experiment.resolved_yaml += fmt::format("  \"{}\":\n{}", point.name, indent(point.spec.resolved_yaml, "    "));
+  }
+  return experiment;
+}
+
+ExperimentSpec load_experiment_spec(const std::string& file, const std::vector<std::string>& overrides,
+                                    const PluginCatalog& catalog) {
+  return resolve_experiment_spec(parse_yaml_file(file), file, overrides, catalog);
+}
+
+PipelineSpec resolve_pipeline_spec(const YamlNodePtr& parsed, const std::string& file,
+                                   const std::vector<std::string>& overrides, const PluginCatalog& catalog) {
+  ExperimentSpec experiment = resolve_experiment_spec(parsed, file, overrides, catalog);
+  if (experiment.points.size() != 1)
+    throw Error(fmt::format("{}: the spec sweeps {} points; expected a single pipeline", file, experiment.points.size()));
+  return experiment.points.front().spec;
 }
 
 PipelineSpec load_pipeline_spec(const std::string& file, const std::vector<std::string>& overrides,

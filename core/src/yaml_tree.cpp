@@ -105,6 +105,12 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
   void add(const YamlNodePtr& node, YAML::anchor_t anchor) {
+    // Aliases copy their anchor's tree: bound the total, or nested aliases could expand
+    // exponentially ("billion laughs").
+    nodes_ += count_nodes(*node);
+    if (nodes_ > kMaxNodes)
+      throw Error(fmt::format("{}: more than {} YAML nodes (nested aliases?); a pipeline is much smaller",
+                              node->location.str(), kMaxNodes));
     if (anchor != 0) anchors_[anchor] = node;
     if (stack_.empty()) {
       root_ = node;
@@ -137,6 +143,15 @@ class TreeBuilder : public YAML::EventHandler {
     parent.pending_key = false;
   }
 
+  static constexpr std::size_t kMaxNodes = 100000;
+  static std::size_t count_nodes(const YamlNode& node) {
+    std::size_t n = 1;
+    for (const auto& item : node.items) n += count_nodes(*item);
+    for (const auto& entry : node.entries) n += count_nodes(*entry.second);
+    return n;
+  }
+
+  std::size_t nodes_ = 0;
   std::string source_;
   YamlNodePtr root_;
   std::vector<Open> stack_;

@@ -12,6 +12,26 @@
 
 namespace rguard {
 
+// An exclusive advisory lock (flock) on one cache entry, held while it is computed so that
+// a second process sharing the cache waits and then reuses the entry instead of computing
+// it twice. The kernel releases it when the process dies, kill -9 included.
+class CacheLock {
+ public:
+  CacheLock() = default;
+  explicit CacheLock(const std::string& path);  // blocks until the lock is held
+  CacheLock(CacheLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  CacheLock& operator=(CacheLock&& other) noexcept;
+  CacheLock(const CacheLock&) = delete;
+  CacheLock& operator=(const CacheLock&) = delete;
+  ~CacheLock();
+  // Takes the lock only if it is free; an empty lock otherwise.
+  static CacheLock try_lock(const std::string& path);
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
 class Cache {
  public:
   static constexpr std::int64_t kFormat = 1;
@@ -23,6 +43,8 @@ class Cache {
   // The entry opened for reading, or nullopt when absent. A damaged entry (not HDF5,
   // wrong format, key or stage) is renamed to *.corrupt with a warning and reads as absent.
   std::optional<H5File> open(const std::string& stage, const std::string& key) const;
+
+  CacheLock lock(const std::string& stage, const std::string& key) const;
 
   // Writes the entry through `fill`, then stamps and publishes it atomically.
   void publish(const std::string& stage, const std::string& key, const std::function<void(H5File&)>& fill) const;

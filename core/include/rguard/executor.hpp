@@ -17,6 +17,7 @@ namespace rguard {
 class PluginLoader;
 
 struct StageReport {
+  std::string point;   // sweep point ("" for stages shared by every point)
   std::string stage;   // dataset, backbone, embeddings, samples, certificates, metrics
   std::string status;  // loaded, reused, computed, resumed (k/m blocks reused)
   double seconds = 0;
@@ -43,17 +44,23 @@ struct RunResult {
   std::vector<StageReport> stages;
   std::vector<PointResult> points;
   double seconds = 0;
-  std::string summary_markdown;
+  std::vector<std::pair<std::string, std::string>> cache_entries;  // (stage, key) this run used
 };
 
 struct RunOptions {
   std::ostream* log = nullptr;  // stage lines and progress; nullptr = silent
   bool write_outputs = true;
+  std::string force;  // "", "backbone", "embeddings" or "samples": recompute it and what follows
 };
 
+// Runs every sweep point. Points that share a trained backbone share its stages.
+RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader, const RunOptions& options);
 RunResult run_pipeline(const PipelineSpec& spec, const PluginLoader& loader, const RunOptions& options);
 
-// What `rguard show` prints per stage: its cache key and whether the cache holds it.
-std::vector<StageReport> cache_status(const PipelineSpec& spec, const PluginLoader& loader);
+// What `rguard show` prints per point and stage: its cache key and whether the cache holds it.
+std::vector<StageReport> cache_status(const ExperimentSpec& spec, const PluginLoader& loader);
+
+// The stages `--force` accepts, in pipeline order.
+const std::vector<std::string>& forceable_stages();
 
 }  // namespace rguard

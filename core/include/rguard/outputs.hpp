@@ -11,9 +11,9 @@
 
 namespace rguard {
 
-std::string summary_markdown(const PipelineSpec& spec, const RunResult& result);
+std::string summary_markdown(const ExperimentSpec& spec, const RunResult& result);
 std::string certificates_csv(const RunResult& result);
 // Writes everything; returns the run folder.
-std::string write_run_outputs(const PipelineSpec& spec, const RunResult& result);
+std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& result);
 
 }  // namespace rguard

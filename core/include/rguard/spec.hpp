@@ -36,6 +36,7 @@ struct StageSpec {
 struct PipelineSpec {
   std::string file;
   std::string name;
+  std::string point = "main";  // sweep point name: "noise.sigma=0.25" (or "main" without a sweep)
   std::uint64_t seed = 0;
   std::int64_t threads = 0;  // 0: all cores
   std::string device = "cpu";
@@ -46,7 +47,30 @@ struct PipelineSpec {
   std::string resolved_yaml;  // every default filled in, overrides applied
 };
 
-// `overrides` are "dotted.key=value" (value in YAML flow syntax; list items by index:
+struct SweepPoint {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> assignment;  // swept key -> value text
+  PipelineSpec spec;
+};
+
+// A spec with its sweep expanded: one PipelineSpec per point (a single "main" point
+// without a sweep). Run-level settings (name, output, cache, threads, device) are shared.
+struct ExperimentSpec {
+  std::string file, name, output_root, cache_root;
+  bool swept = false;
+  std::vector<SweepPoint> points;
+  std::string resolved_yaml;
+};
+
+// sweep: {grid: {key: [values]}, zip: {key: [values], ...}, include: [{key: value, ...}]}:
+// the grid's product, crossed with the zipped tuples, plus the included points.
+// "--set key=v1,v2" adds (or replaces) a grid axis; "--set key=v" fixes the key.
+ExperimentSpec load_experiment_spec(const std::string& file, const std::vector<std::string>& overrides,
+                                    const PluginCatalog& catalog);
+ExperimentSpec resolve_experiment_spec(const YamlNodePtr& root, const std::string& file,
+                                       const std::vector<std::string>& overrides, const PluginCatalog& catalog);
+
+// A spec without a sweep. `overrides` are "dotted.key=value" (value in YAML flow syntax; list items by index:
 // "metrics.0.k=[1,2]"). Values may refer to other keys as ${dotted.key}.
 PipelineSpec load_pipeline_spec(const std::string& file, const std::vector<std::string>& overrides,
                                 const PluginCatalog& catalog);

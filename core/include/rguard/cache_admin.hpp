@@ -1,0 +1,28 @@
+// `rguard cache ls` and `rguard cache gc`: what the cache holds, which runs use it, and
+// removing what none uses. Each run records the entries it used in <cache>/uses/<name>.json.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rguard {
+
+struct CacheEntryInfo {
+  std::string stage, key, path;
+  std::uintmax_t bytes = 0;
+  std::vector<std::string> used_by;  // run names whose last run used it
+};
+
+std::vector<CacheEntryInfo> list_cache(const std::string& root);
+
+struct GcReport {
+  std::vector<std::string> removed;  // paths
+  std::uintmax_t bytes = 0;
+};
+
+// Removes entries no recorded run uses, damaged entries (*.corrupt) and temporary files
+// of processes that are gone. With dry_run, only reports.
+GcReport collect_garbage(const std::string& root, bool dry_run);
+
+}  // namespace rguard

@@ -1,0 +1,110 @@
+#include "rguard/cache_admin.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "rguard/cache.hpp"
+#include "rguard/error.hpp"
+
+namespace rguard {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// (stage/key) -> names of the runs that used it, from <root>/uses/*.json.
+std::map<std::string, std::vector<std::string>> read_uses(const fs::path& root) {
+  std::map<std::string, std::vector<std::string>> users;
+  std::error_code ec;
+  if (!fs::is_directory(root / "uses", ec)) return users;
+  for (const auto& item : fs::directory_iterator(root / "uses", ec)) {
+    if (item.path().extension() != ".json") continue;
+    try {
+      std::ifstream in(item.path());
+      const auto use = nlohmann::json::parse(in);
+      for (const auto& entry : use.at("entries"))
+        users[entry.at("stage").get<std::string>() + "/" + entry.at("key").get<std::string>()].push_back(
+            use.at("name").get<std::string>());
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: damaged cache use record ({}); delete it and rerun the pipeline", item.path().string(),
+                              e.what()));
+    }
+  }
+  return users;
+}
+
+bool process_alive(long pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+// "<key>.h5.tmp.<pid>.<n>" -> pid, or -1.
+long temporary_owner(const std::string& name) {
+  const auto at = name.find(".tmp.");
+  if (at == std::string::npos) return -1;
+  try {
+    return std::stol(name.substr(at + 5));
+  } catch (...) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+std::vector<CacheEntryInfo> list_cache(const std::string& root_text) {
+  const fs::path root = root_text;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec))
+    throw Error(fmt::format("{}: no cache folder here (run a pipeline first, or pass --cache DIR)", root_text));
+  const auto users = read_uses(root);
+  std::vector<CacheEntryInfo> out;
+  for (const auto& stage : fs::directory_iterator(root)) {
+    if (!stage.is_directory() || stage.path().filename() == "uses") continue;
+    for (const auto& item : fs::directory_iterator(stage.path())) {
+      if (item.path().extension() != ".h5") continue;
+      CacheEntryInfo info;
+      info.stage = stage.path().filename().string();
+      info.key = item.path().stem().string();
+      info.path = item.path().string();
+      info.bytes = item.file_size(ec);
+      if (auto it = users.find(info.stage + "/" + info.key); it != users.end()) info.used_by = it->second;
+      out.push_back(std::move(info));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return std::tie(a.stage, a.key) < std::tie(b.stage, b.key); });
+  return out;
+}
+
+GcReport collect_garbage(const std::string& root_text, bool dry_run) {
+  const fs::path root = root_text;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw Error(fmt::format("{}: no cache folder here", root_text));
+  const auto users = read_uses(root);
+  GcReport report;
+  auto remove = [&](const fs::path& path) {
+    report.bytes += fs::file_size(path, ec);
+    report.removed.push_back(path.string());
+    if (!dry_run) fs::remove(path, ec);
+  };
+  for (const auto& stage : fs::directory_iterator(root)) {
+    if (!stage.is_directory() || stage.path().filename() == "uses") continue;
+    for (const auto& item : fs::directory_iterator(stage.path())) {
+      const std::string name = item.path().filename().string();
+      const std::string key = name.substr(0, name.find('.'));
+      if (item.path().extension() == ".h5") {
+        if (!users.count(stage.path().filename().string() + "/" + key)) remove(item.path());
+      } else if (item.path().extension() == ".corrupt") {
+        remove(item.path());
+      } else if (const long pid = temporary_owner(name); pid >= 0) {
+        if (!process_alive(pid)) remove(item.path());
+      }  // lock files stay: removing one under a waiting run would split the lock
+    }
+  }
+  return report;
+}
+
+}  // namespace rguard
