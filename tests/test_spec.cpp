@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "rguard/loader.hpp"
 #include "rguard/spec.hpp"
 
@@ -244,4 +246,18 @@ TEST_CASE("loading a missing file names it") {
   } catch (const Error& e) {
     CHECK(contains(e.what(), "/nonexistent/p.yaml: cannot open"));
   }
+}
+
+TEST_CASE("inputs that would explode are refused: nested aliases and huge sweeps") {
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c)
+    bomb += fmt::format("{}: &{} [*{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}, *{}]\n", c, c, char(c - 1), char(c - 1),
+                        char(c - 1), char(c - 1), char(c - 1), char(c - 1), char(c - 1), char(c - 1), char(c - 1),
+                        char(c - 1));
+  CHECK(contains(error_of(bomb), "more than 100000 YAML nodes"));
+  std::string grid = std::string(kBase) + "sweep: {grid: {";
+  for (const char* key : {"seed", "certifier.n", "noise.sigma", "certifier.alpha", "certifier.batch"})
+    grid += fmt::format("{}: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], ", key);
+  grid += "}}\n";
+  CHECK(contains(experiment_error(grid), "more than 10000 points"));
 }

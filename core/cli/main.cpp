@@ -72,10 +72,12 @@ void print_reference(const PluginLoader& loader) {
                "| `output` | string | results | output root |\n"
                "| `cache` | string | `<output>/cache` | stage cache folder |\n"
                "| `dataset`, `backbone`, `noise`, `certifier` | mapping | required | `{plugin: <name>, <parameters>}` |\n"
-               "| `attacks`, `metrics` | list of mappings | [] | each `{plugin: <name>, <parameters>}` |\n\n"
+               "| `attacks`, `metrics` | list of mappings | [] | each `{plugin: <name>, <parameters>}` |\n"
+               "| `sweep` | mapping | none | `{grid: {key: [values]}, zip: {key: [values]}, include: [{key: value}]}`; "
+               "see docs/sweeps-and-cache.md |\n\n"
                "Dotted parameter names are nested mappings (`train.epochs` is `train: {epochs: ...}`). "
                "A value `${a.b}` refers to another key of the spec; `--set a.b=v` overrides a key "
-               "(list items by index: `metrics.0.k=[1,2]`).\n";
+               "(list items by index: `metrics.0.k=[1,2]`); `--set key=a,b` adds a sweep axis.\n";
   for (PluginKind kind : kAllPluginKinds) {
     bool header = false;
     for (const PluginEntry* entry : loader.entries()) {

@@ -185,10 +185,13 @@ Table make_table(const std::vector<Series>& series, const std::vector<double>& r
   t.best.assign(series.size(), std::vector<bool>(t.columns.size(), false));
   for (std::size_t c = 2; c < t.columns.size(); ++c) {
     const bool lower = t.columns[c] == "abstain";
-    double best = lower ? INFINITY : -INFINITY;
+    double best = lower ? INFINITY : -INFINITY, worst = -best;
     for (const auto& row : t.values)
-      if (!std::isnan(row[c])) best = lower ? std::min(best, row[c]) : std::max(best, row[c]);
-    if (series.size() > 1)
+      if (!std::isnan(row[c])) {
+        best = lower ? std::min(best, row[c]) : std::max(best, row[c]);
+        worst = lower ? std::max(worst, row[c]) : std::min(worst, row[c]);
+      }
+    if (series.size() > 1 && best != worst)  // a column where all agree marks nothing
       for (std::size_t i = 0; i < series.size(); ++i) t.best[i][c] = t.values[i][c] == best;
   }
   return t;
@@ -289,7 +292,7 @@ bool plot(const fs::path& out, const std::vector<Series>& series, std::vector<st
                           (out / (png ? "certified_recall.png" : "certified_recall.svg")).string());
     script +=
         "set title 'Certified Recall@1 vs l2 radius' noenhanced\n"
-        "set xlabel 'l2 radius (pixels in [0,1])'\nset ylabel 'certified Recall@1'\n"
+        "set xlabel 'l2 radius (pixels in [0,1])' noenhanced\nset ylabel 'certified Recall@1' noenhanced\n"
         "set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key top right noenhanced box opaque\n";
     script += "plot ";
     for (std::size_t i = 0; i < series.size(); ++i) {
