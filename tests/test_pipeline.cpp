@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include "rguard/bounds.hpp"
+#include "rguard/hash.hpp"
+#include "rguard/training.hpp"
 #include "rguard/dataset.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/h5io.hpp"
@@ -317,4 +319,122 @@ TEST_CASE("a sweep shares a backbone across points - adding a point runs only th
   CHECK(count(retrained, "backbone", "computed") == 1);
   CHECK(count(retrained, "samples", "computed") == 1);
   CHECK_THROWS_WITH_AS(run({}, "sample"), doctest::Contains("did you mean 'samples'"), Error);
+}
+
+// ---- attacks and the soundness audit -------------------------------------------------------
+
+#include "rguard/adversarial.hpp"
+#include "rguard/backbone.hpp"
+
+TEST_CASE("projection keeps ||delta|| <= eps and pixels in [0 1]") {
+  auto x = torch::rand({16, 1, 12, 12});
+  const auto ids = torch::arange(16);
+  for (double eps : {0.01, 0.3, 3.0, 50.0}) {
+    auto delta = project_l2(torch::randn({16, 1, 12, 12}) * 10, x, eps);
+    CHECK((delta.flatten(1).norm(2, 1) <= eps * (1 + 1e-6)).all().item<bool>());
+    CHECK((x + delta).min().item<float>() >= 0.0f);
+    CHECK((x + delta).max().item<float>() <= 1.0f);
+    auto start = random_ball_start(x, ids, eps, 7, 1);
+    CHECK((start.flatten(1).norm(2, 1) <= eps * (1 + 1e-6)).all().item<bool>());
+    CHECK((x + start).min().item<float>() >= 0.0f);
+    CHECK((x + start).max().item<float>() <= 1.0f);
+  }
+  // Inside the box and the ball, projection changes nothing.
+  auto small = torch::full({2, 1, 12, 12}, 1e-4);
+  auto middle = torch::full({2, 1, 12, 12}, 0.5);
+  CHECK(torch::allclose(project_l2(small, middle, 1.0), small, 1e-3, 1e-7));  // up to float rounding of x + delta - x
+}
+
+namespace {
+
+// A tiny trained model and its task, from the tiny pipeline's cache.
+struct AttackFixture {
+  Workspace ws{"attack_fixture"};
+  std::shared_ptr<Backbone> model;
+  AttackTask task;
+  AttackFixture() {
+    const auto spec = ws.spec({"certifier.queries=12"});
+    run_pipeline(spec, loader(), RunOptions{});
+    model = loader().create<Backbone>(spec.backbone);
+    auto data = loader().create<Dataset>(spec.dataset)->load();
+    model->init({1, 12, 12}, derive_seed(spec.seed, "backbone/init"));
+    train_backbone(*model, data.train, model->train_config(), derive_seed(spec.seed, "backbone/train"), {});
+    model->set_training(false);
+    torch::NoGradGuard no_grad;
+    task.images = data.query.images.slice(0, 0, 12);
+    task.labels = data.query.labels.slice(0, 0, 12);
+    task.gallery_index = torch::arange(12);
+    task.query_ids = torch::arange(12);
+    task.gallery = model->forward(data.gallery.images);
+    task.gallery_labels = data.gallery.labels;
+  }
+  double mean_margin(const at::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    return retrieval_margin(model->forward(x), task).mean().item<double>();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("pgd_l2: the attack objective increases with steps and is deterministic given a seed") {
+  AttackFixture f;
+  auto objective = [&](const at::Tensor& x) { return retrieval_margin(f.model->forward(x), f.task); };
+  PgdSettings settings;
+  settings.epsilons = {0.5};
+  settings.seed = 3;
+  settings.random_start = false;
+  settings.steps = 1;
+  const double one = f.mean_margin(pgd_l2(f.task.images, f.task.query_ids, settings, objective)[0]);
+  settings.steps = 10;
+  const auto ten_steps = pgd_l2(f.task.images, f.task.query_ids, settings, objective)[0];
+  const double ten = f.mean_margin(ten_steps);
+  const double clean = f.mean_margin(f.task.images);
+  INFO("clean " << clean << ", 1 step " << one << ", 10 steps " << ten);
+  CHECK(clean < one);
+  CHECK(one < ten);
+  settings.random_start = true;
+  const auto a = pgd_l2(f.task.images, f.task.query_ids, settings, objective)[0];
+  const auto b = pgd_l2(f.task.images, f.task.query_ids, settings, objective)[0];
+  CHECK(torch::equal(a, b));
+  settings.seed = 4;
+  CHECK(!torch::equal(a, pgd_l2(f.task.images, f.task.query_ids, settings, objective)[0]));
+}
+
+TEST_CASE("attacks in a pipeline: a large-eps pgd_l2 breaks an undefended model and the audit finds no violation") {
+  Workspace ws("attacks");
+  const std::string attacks =
+      "attacks:\n"
+      "  - {plugin: pgd_l2, eps: [0.02, 2.0], steps: 10}\n"
+      "  - {plugin: smooth_pgd, eps: [0.02], steps: 3, m: 4}\n"
+      "  - {plugin: embedding_shift, eps: [0.02], steps: 5}\n"
+      "  - {plugin: gaussian_noise, eps: [0.02, 2.0]}\n"
+      "audit: {samples: 3000, alpha: 0.01}\n";
+  // The attacks go before kTiny's metrics list, which the two audit metrics extend.
+  std::string spec_text = kTiny;
+  spec_text.insert(spec_text.find("metrics:"), attacks);
+  spec_text += "  - {plugin: empirical_robust_recall}\n  - {plugin: soundness}\n";
+  auto run = [&](const std::vector<std::string>& overrides) {
+    std::vector<std::string> all{"output=" + (ws.root / "out").string(), "cache=" + (ws.root / "cache").string(),
+                                 "certifier.n=3000"};
+    all.insert(all.end(), overrides.begin(), overrides.end());
+    return run_pipeline(resolve_pipeline_spec(parse_yaml(spec_text, "tiny.yaml"), "tiny.yaml", all, loader()), loader(),
+                        RunOptions{});
+  };
+  // Undefended: trained without noise.
+  const auto undefended = run({"backbone.train.noise_sigma=0"});
+  const auto& point = undefended.points[0];
+  CHECK(metric(point, "recall@1") >= 0.8);
+  CHECK(metric(point, "robust_recall/pgd_l2/2/base") <= 0.2);
+  CHECK(metric(point, "robust_recall/pgd_l2/2/base") <= metric(point, "robust_recall/gaussian_noise/2/base"));
+  const auto defended = run({});
+  CHECK(!defended.soundness_failed);
+  const auto& p = defended.points[0];
+  CHECK(metric(p, "soundness/audited") > 0);
+  CHECK(metric(p, "soundness/violations") == 0);
+  CHECK(metric(p, "soundness/confirmed") > 0);
+  const auto attacks_csv = ws.file("attacks.csv");
+  CHECK(attacks_csv.rfind("point,attack,eps,query_id,certified_radius,perturbation,base_correct,smoothed_correct", 0) == 0);
+  // Deterministic: the same run again from an empty cache gives the same per-query results.
+  run({"cache=" + (ws.root / "cache2").string()});
+  CHECK(ws.file("attacks.csv") == attacks_csv);
 }

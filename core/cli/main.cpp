@@ -73,11 +73,18 @@ void print_reference(const PluginLoader& loader) {
                "| `cache` | string | `<output>/cache` | stage cache folder |\n"
                "| `dataset`, `backbone`, `noise`, `certifier` | mapping | required | `{plugin: <name>, <parameters>}` |\n"
                "| `attacks`, `metrics` | list of mappings | [] | each `{plugin: <name>, <parameters>}` |\n"
+               "| `audit` | mapping | below | how attacked queries are re-certified |\n"
                "| `sweep` | mapping | none | `{grid: {key: [values]}, zip: {key: [values]}, include: [{key: value}]}`; "
                "see docs/sweeps-and-cache.md |\n\n"
                "Dotted parameter names are nested mappings (`train.epochs` is `train: {epochs: ...}`). "
                "A value `${a.b}` refers to another key of the spec; `--set a.b=v` overrides a key "
                "(list items by index: `metrics.0.k=[1,2]`); `--set key=a,b` adds a sweep axis.\n";
+  std::cout << "\n## `audit` section\n\nAttacks are evaluated on the certified queries; F-hat is re-estimated at each "
+               "adversarial query with fresh noise (docs/attacks.md).\n\n"
+               "| parameter | type | default | range | meaning |\n|---|---|---|---|---|\n";
+  for (const ParamSpec& p : audit_param_specs())
+    std::cout << fmt::format("| `{}` | {} | `{}` | {} | {} |\n", p.name, to_string(p.type), table_cell(p.default_value),
+                             table_cell(p.range_text()), table_cell(p.doc));
   for (PluginKind kind : kAllPluginKinds) {
     bool header = false;
     for (const PluginEntry* entry : loader.entries()) {
@@ -209,7 +216,7 @@ int main(int argc, char** argv) {
     options.force = force;
     const RunResult result = run_experiment(spec, loader, options);
     print_run_summary(result);
-    return 0;
+    return result.soundness_failed ? 3 : 0;
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;

@@ -63,4 +63,20 @@ Radii certified_radii(const QueryGeometry& g, double rho, double sigma) {
   return r;
 }
 
+std::int64_t binomial_upper_quantile(std::int64_t n, double p, double tail) {
+  if (n <= 0 || p <= 0) return 0;
+  if (p >= 1) return n;
+  // Sum the pmf from k = 0 up, in log space (lgamma), until the remaining mass <= tail.
+  const double log_p = std::log(p), log_q = std::log1p(-p);
+  double cumulative = 0;
+  for (std::int64_t k = 0; k <= n; ++k) {
+    const double log_pmf = std::lgamma(static_cast<double>(n) + 1) - std::lgamma(static_cast<double>(k) + 1) -
+                           std::lgamma(static_cast<double>(n - k) + 1) + static_cast<double>(k) * log_p +
+                           static_cast<double>(n - k) * log_q;
+    cumulative += std::exp(log_pmf);
+    if (1.0 - cumulative <= tail) return k;
+  }
+  return n;
+}
+
 }  // namespace rguard

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rguard/error.hpp"
+#include "rguard/attack_io.hpp"
 #include "rguard/cache.hpp"
 #include "rguard/csv.hpp"
 #include "rguard/h5io.hpp"
@@ -105,6 +106,18 @@ nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result) {
           {"points", points}};
 }
 
+std::string attacks_csv(const RunResult& result) {
+  std::string out = "point,attack,eps,query_id,certified_radius,perturbation,base_correct,smoothed_correct,smoothed_margin,status\n";
+  static const char* status_names[] = {"not_audited", "confirmed", "inconclusive", "violation", "skipped"};
+  for (const auto& point : result.points)
+    for (const auto& o : point.attacks)
+      for (std::size_t i = 0; i < o.query_id.size(); ++i)
+        out += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", csv_field(point.name), csv_field(o.attack), o.eps, o.query_id[i],
+                           point.certificates[i].radius, o.perturbation[i], static_cast<int>(o.base_correct[i]),
+                           static_cast<int>(o.smoothed_correct[i]), o.smoothed_margin[i], status_names[o.status[i]]);
+  return out;
+}
+
 std::string metrics_csv(const RunResult& result) {
   std::string out = "point,sigma,metric,value\n";
   for (const auto& point : result.points)
@@ -144,6 +157,8 @@ void write_h5(const fs::path& path, const RunResult& result) {
     }
     file.write(group + "/query_gallery_index", point.query_gallery_index);
     file.write(group + "/mean_embedding", point.mean_embedding.data(), {q, dim});
+    for (const auto& o : point.attacks)
+      write_attack_outcome(file, fmt::format("{}/attacks/{}/eps={}", group, o.attack, o.eps), o);
     file.set_attribute(group, "sigma", point.sigma);
     file.set_attribute(group, "n", point.n);
     file.set_attribute(group, "alpha", point.alpha);
@@ -207,6 +222,8 @@ std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& resul
     write_text(staging / "resolved.yaml", spec.resolved_yaml);
     write_text(staging / "certificates.csv", certificates_csv(result));
     write_text(staging / "metrics.csv", metrics_csv(result));
+    if (std::any_of(result.points.begin(), result.points.end(), [](const auto& p) { return !p.attacks.empty(); }))
+      write_text(staging / "attacks.csv", attacks_csv(result));
     for (const auto& point : result.points) write_text(staging / fmt::format("certify-{}.tsv", point.name), cohen_tsv(point));
     write_h5(staging / "certificates.h5", result);
     write_text(staging / "summary.md", summary_markdown(spec, result));

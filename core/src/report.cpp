@@ -33,6 +33,8 @@ struct Series {
   std::vector<double> metric_radii;   // radii of certified_recall metrics
   double cap = 0;                     // largest radius any query can get at this (sigma, rho)
   std::int64_t at_cap = 0;
+  // Empirical robust Recall@1 of the smoothed model: attack -> (eps -> value).
+  std::map<std::string, std::map<double, double>> empirical;
 };
 
 std::vector<std::vector<std::string>> read_csv(const fs::path& path) {
@@ -108,6 +110,13 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
       const std::string& name = m[i][m_name];
       if (name == "recall@1") it->second.base_recall = number(m[i][m_value], metrics);
       if (name.rfind("certified_recall@", 0) == 0) it->second.metric_radii.push_back(number(name.substr(17), metrics));
+      // robust_recall/<attack>/<eps>/smoothed
+      if (name.rfind("robust_recall/", 0) == 0 && name.size() > 9 && name.substr(name.size() - 9) == "/smoothed") {
+        const std::string rest = name.substr(14, name.size() - 14 - 9);
+        const auto slash = rest.rfind('/');
+        if (slash != std::string::npos)
+          it->second.empirical[rest.substr(0, slash)][number(rest.substr(slash + 1), metrics)] = number(m[i][m_value], metrics);
+      }
     }
   }
   std::vector<Series> out;
@@ -274,7 +283,10 @@ bool plot(const fs::path& out, const std::vector<Series>& series, std::vector<st
   double max_radius = 0;
   for (const auto& s : series)
     for (double r : s.radius) max_radius = std::max(max_radius, r);
-  const double x_max = max_radius > 0 ? max_radius * 1.1 : 0.1;
+  double x_max = max_radius > 0 ? max_radius * 1.1 : 0.1;
+  for (const auto& s : series)
+    for (const auto& [attack, curve] : s.empirical)
+      if (!curve.empty()) x_max = std::max(x_max, curve.rbegin()->first * 1.05);
   std::string data;
   for (const auto& s : series) {
     data += "# " + s.label + "\n";
@@ -284,6 +296,14 @@ bool plot(const fs::path& out, const std::vector<Series>& series, std::vector<st
     }
     data += "\n\n";  // gnuplot data blocks are separated by two blank lines
   }
+  std::vector<std::string> empirical_titles;
+  for (const auto& s : series)
+    for (const auto& [attack, curve] : s.empirical) {
+      data += "# " + s.label + " " + attack + "\n";
+      for (const auto& [eps, value] : curve) data += fmt::format("{} {}\n", eps, value);
+      data += "\n\n";
+      empirical_titles.push_back(fmt::format("{}{}: empirical, {}", s.label, series.size() > 1 ? "" : "", attack));
+    }
   write_text(out / "certified_recall.dat", data);
   std::string script;
   for (const char* terminal : {"pngcairo size 960,600 font 'DejaVu Sans,12'", "svg size 960,600 dynamic font 'DejaVu Sans,12'"}) {
@@ -291,15 +311,21 @@ bool plot(const fs::path& out, const std::vector<Series>& series, std::vector<st
     script += fmt::format("set terminal {}\nset output '{}'\n", terminal,
                           (out / (png ? "certified_recall.png" : "certified_recall.svg")).string());
     script +=
-        "set title 'Certified Recall@1 vs l2 radius' noenhanced\n"
-        "set xlabel 'l2 radius (pixels in [0,1])' noenhanced\nset ylabel 'certified Recall@1' noenhanced\n"
-        "set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key top right noenhanced box opaque\n";
+        "set title 'Certified Recall@1 vs l2 radius (solid); empirical robust Recall@1 of the smoothed model vs attack eps (dashed)' noenhanced\n"
+        "set xlabel 'l2 radius, or attack eps (pixels in [0,1])' noenhanced\nset ylabel 'Recall@1' noenhanced\n"
+        "set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key bottom right noenhanced box opaque\n";
     script += "plot ";
     for (std::size_t i = 0; i < series.size(); ++i) {
-      std::string label = series[i].label;
+      std::string label = empirical_titles.empty() ? series[i].label : series[i].label + ": certified";
       std::replace(label.begin(), label.end(), '\'', '"');
       script += fmt::format("{}'{}' index {} with lines linewidth 2 title '{}'", i ? ", " : "",
                             (out / "certified_recall.dat").string(), i, label);
+    }
+    for (std::size_t j = 0; j < empirical_titles.size(); ++j) {
+      std::string label = empirical_titles[j];
+      std::replace(label.begin(), label.end(), '\'', '"');
+      script += fmt::format(", '{}' index {} with linespoints dashtype 2 linewidth 2 pointtype {} title '{}'",
+                            (out / "certified_recall.dat").string(), series.size() + j, 4 + j, label);
     }
     script += "\nunset output\n";
   }
@@ -343,7 +369,15 @@ ReportResult write_report(const ReportOptions& options) {
           s.label, s.at_cap, s.radius.size(), s.cap, s.sigma, s.rho));
   }
   const Table table = make_table(series, radii);
-  write_text(out / "table.md", markdown(table));
+  std::string empirical_md;
+  for (const auto& s : series)
+    for (const auto& [attack, curve] : s.empirical) {
+      if (empirical_md.empty()) empirical_md = "\n\nEmpirical robust Recall@1 of the smoothed model (F-hat re-estimated at the attacked query):\n\n| point | attack | eps: Recall@1 |\n|---|---|---|\n";
+      std::vector<std::string> cells;
+      for (const auto& [eps, value] : curve) cells.push_back(fmt::format("{}: {:.3f}", eps, value));
+      empirical_md += fmt::format("| {} | {} | {} |\n", s.label, attack, fmt::join(cells, ", "));
+    }
+  write_text(out / "table.md", markdown(table) + empirical_md);
   write_text(out / "table.csv", csv(table));
   write_text(out / "table.tex", latex(table));
   result.files = {"table.md", "table.csv", "table.tex"};

@@ -174,9 +174,9 @@ std::vector<std::string> schema_names(const std::vector<ParamSpec>& schema) {
   return names;
 }
 
-void flatten(const YamlNode& map, const std::string& prefix, const std::string& section,
-             const PluginEntry& entry, std::map<std::string, const YamlNode*>& given) {
-  const auto& schema = entry.schema();
+// `owner` names who accepts the keys in messages ("noise plugin 'gaussian'", "section audit").
+void flatten(const YamlNode& map, const std::string& prefix, const std::string& section, const std::string& owner,
+             const std::string& hint, const std::vector<ParamSpec>& schema, std::map<std::string, const YamlNode*>& given) {
   for (std::size_t i = 0; i < map.entries.size(); ++i) {
     const auto& [key, value] = map.entries[i];
     if (prefix.empty() && key == "plugin") continue;
@@ -184,14 +184,33 @@ void flatten(const YamlNode& map, const std::string& prefix, const std::string& 
     if (find_spec(name, schema)) {
       given[name] = value.get();
     } else if (value->kind == YamlNode::Kind::Map && is_prefix_of_some(name, schema)) {
-      flatten(*value, name, section, entry, given);
+      flatten(*value, name, section, owner, hint, schema, given);
     } else {
       fail(map.key_locations[i], section + "." + name,
-           fmt::format("unknown parameter of {} plugin '{}'{}; it accepts: {} (see `rguard plugins {}`)",
-                       to_string(entry.kind), entry.name, did_you_mean(name, schema_names(schema)),
-                       join(schema_names(schema)), to_string(entry.kind)));
+           fmt::format("unknown parameter of {}{}; it accepts: {}{}", owner, did_you_mean(name, schema_names(schema)),
+                       join(schema_names(schema)), hint));
     }
   }
+}
+
+// Validates a mapping's keys against `schema`; every parameter gets its value or default.
+Params resolve_params(const YamlNode& node, const std::vector<ParamSpec>& schema, const std::string& section,
+                      const std::string& owner, const std::string& hint) {
+  std::map<std::string, const YamlNode*> given;
+  flatten(node, "", section, owner, hint, schema, given);
+  Params params;
+  for (const ParamSpec& spec : schema) {
+    const std::string key = section + "." + spec.name;
+    if (auto it = given.find(spec.name); it != given.end()) {
+      params.set(spec.name, convert(spec, *it->second, key));
+    } else if (spec.default_value) {
+      params.set(spec.name, convert_default(spec, key));
+    } else {
+      fail(node.location, section,
+           fmt::format("missing required parameter '{}' ({}: {})", spec.name, expected_phrase(spec), spec.doc));
+    }
+  }
+  return params;
 }
 
 StageSpec resolve_stage(const YamlNode& node, PluginKind kind, const std::string& section,
@@ -225,19 +244,9 @@ StageSpec resolve_stage(const YamlNode& node, PluginKind kind, const std::string
                      to_string(kind), available));
   }
 
-  std::map<std::string, const YamlNode*> given;
-  flatten(node, "", section, *stage.entry, given);
-  for (const ParamSpec& spec : stage.entry->schema()) {
-    const std::string key = section + "." + spec.name;
-    if (auto it = given.find(spec.name); it != given.end()) {
-      stage.params.set(spec.name, convert(spec, *it->second, key));
-    } else if (spec.default_value) {
-      stage.params.set(spec.name, convert_default(spec, key));
-    } else {
-      fail(node.location, section,
-           fmt::format("missing required parameter '{}' ({}: {})", spec.name, expected_phrase(spec), spec.doc));
-    }
-  }
+  stage.params = resolve_params(node, stage.entry->schema(), section,
+                                fmt::format("{} plugin '{}'", to_string(kind), stage.plugin),
+                                fmt::format(" (see `rguard plugins {}`)", to_string(kind)));
   return stage;
 }
 
@@ -475,6 +484,12 @@ std::string emit_resolved(const PipelineSpec& spec) {
     out << YAML::Key << stage->section << YAML::Value;
     emit_stage(out, *stage);
   }
+  out << YAML::Key << "audit" << YAML::Value << YAML::BeginMap;
+  for (const ParamSpec& p : audit_param_specs()) {
+    out << YAML::Key << p.name << YAML::Value;
+    emit_value(out, spec.audit.values().at(p.name));
+  }
+  out << YAML::EndMap;
   for (const auto* list : {&spec.attacks, &spec.metrics}) {
     out << YAML::Key << (list == &spec.attacks ? "attacks" : "metrics") << YAML::Value << YAML::BeginSeq;
     for (const auto& stage : *list) emit_stage(out, stage);
@@ -485,6 +500,26 @@ std::string emit_resolved(const PipelineSpec& spec) {
 }
 
 // ---- top level ---------------------------------------------------------------------
+
+}  // namespace
+
+const std::vector<ParamSpec>& audit_param_specs() {
+  static const std::vector<ParamSpec> specs{
+      {.name = "samples", .type = ParamType::Int, .default_value = "1000",
+       .doc = "fresh noise samples to re-estimate F-hat at each adversarial query", .min = 1},
+      {.name = "alpha", .type = ParamType::Float, .default_value = "0.001",
+       .doc = "failure probability of each re-estimate's rho", .min = 0, .max = 1, .min_exclusive = true,
+       .max_exclusive = true},
+      {.name = "cascade", .type = ParamType::Bool, .default_value = "false",
+       .doc = "attack, at each eps, only queries no earlier attack has broken"},
+      {.name = "batch", .type = ParamType::Int, .default_value = "50", .doc = "queries attacked together", .min = 1},
+      {.name = "save_images", .type = ParamType::Bool, .default_value = "false",
+       .doc = "store the adversarial images in certificates.h5"},
+  };
+  return specs;
+}
+
+namespace {
 
 const std::vector<ParamSpec>& top_level_scalars() {
   static const std::vector<ParamSpec> specs{
@@ -523,7 +558,7 @@ namespace {
 
 const std::vector<std::string>& section_names() {
   static const std::vector<std::string> sections{"name",  "seed",    "threads",   "device",  "output", "cache",
-                                                 "dataset", "backbone", "noise", "certifier", "attacks", "metrics",
+                                                 "dataset", "backbone", "noise", "certifier", "attacks", "audit", "metrics",
                                                  "sweep"};
   return sections;
 }
@@ -593,6 +628,15 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
     return stages;
   };
   spec.attacks = list("attacks", PluginKind::Attack);
+  if (auto audit = root->find("audit")) {
+    if (audit->kind != YamlNode::Kind::Map)
+      fail(audit->location, "audit", fmt::format("expected a mapping like {{samples: 1000}}, got {}", shown(*audit)));
+    spec.audit = resolve_params(*audit, audit_param_specs(), "audit", "section audit", "");
+  } else {
+    YamlNode empty;
+    empty.kind = YamlNode::Kind::Map;
+    spec.audit = resolve_params(empty, audit_param_specs(), "audit", "section audit", "");
+  }
   spec.metrics = list("metrics", PluginKind::Metric);
   spec.resolved_yaml = emit_resolved(spec);
   return spec;

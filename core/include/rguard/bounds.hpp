@@ -34,4 +34,8 @@ struct Radii {
 // R_C: Cohen-style two-sided bound on q_j = (1 + <F, e_j>)/2 (requires a unit gallery).
 Radii certified_radii(const QueryGeometry& geometry, double rho, double sigma);
 
+// The smallest k with P(Binomial(n, p) > k) <= tail: how many failures of independent
+// events of probability p are still plausible (soundness audit).
+std::int64_t binomial_upper_quantile(std::int64_t n, double p, double tail);
+
 }  // namespace rguard

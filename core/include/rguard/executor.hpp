@@ -33,6 +33,7 @@ struct PointResult {
   std::vector<std::int64_t> query_gallery_index;  // per certificate
   std::vector<double> mean_embedding;             // F-hat, [certificates x dim]
   std::vector<double> seconds;                    // sampling time per query
+  std::vector<AttackOutcome> attacks;             // per attack and eps
   std::vector<MetricValue> metrics;
 };
 
@@ -45,6 +46,7 @@ struct RunResult {
   std::vector<PointResult> points;
   double seconds = 0;
   std::vector<std::pair<std::string, std::string>> cache_entries;  // (stage, key) this run used
+  bool soundness_failed = false;  // the audit found more violations than alpha allows
 };
 
 struct RunOptions {

@@ -1,6 +1,7 @@
 // Plugin kind "metric": numbers computed from embeddings and certificates.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -10,11 +11,40 @@
 
 namespace rguard {
 
+// How an attacked query fared (soundness audit, docs/attacks.md).
+enum class AuditStatus : std::int8_t {
+  NotAudited = 0,    // not certified at a radius above this eps
+  Confirmed = 1,     // the re-estimate proves the smoothed 1-NN still correct
+  Inconclusive = 2,  // the re-estimate is within its rho of a tie
+  Violation = 3,     // the re-estimate proves a wrong-class item nearest: the certificate failed
+  Skipped = 4,       // cascade: an earlier attack already broke this query at this eps
+};
+
+// One attack at one eps over the point's queries (same order as the certificates).
+struct AttackOutcome {
+  std::string attack;  // "pgd_l2" (with "#2" appended when a plugin appears twice)
+  std::string parameters;  // the attack's plugin, version and every parameter
+  double eps = 0;
+  double rho = 0;      // of each re-estimate of F-hat at the adversarial query
+  double alpha = 0;    // its failure probability
+  std::int64_t samples = 0;
+  std::vector<std::int64_t> query_id;
+  std::vector<std::int8_t> base_correct;      // base model's 1-NN correct at x'
+  std::vector<std::int8_t> smoothed_correct;  // re-estimated smoothed 1-NN correct at x'
+  std::vector<std::int8_t> status;            // AuditStatus
+  std::vector<double> perturbation;           // ||x' - x||_2
+  std::vector<double> smoothed_margin;        // d_neg - d_pos of the re-estimate
+  std::vector<float> images;                  // [Q, C, H, W] when audit.save_images
+  std::vector<std::uint64_t> image_shape;
+};
+
 struct EvalView {
   GalleryView gallery;
   QueryView queries;                       // the certified queries, clean base embeddings
   const std::vector<Certificate>* certificates = nullptr;  // one per query, same order
+  const std::vector<AttackOutcome>* attacks = nullptr;     // empty without attacks
   double sigma = 0;
+  double alpha = 0;  // the certificates' failure probability
 };
 
 struct MetricValue {

@@ -44,8 +44,12 @@ struct PipelineSpec {
   std::string cache_root;
   StageSpec dataset, backbone, noise, certifier;
   std::vector<StageSpec> attacks, metrics;
+  Params audit;  // how attacks are evaluated (audit_param_specs)
   std::string resolved_yaml;  // every default filled in, overrides applied
 };
+
+// The `audit:` section: how attacked queries are re-certified (soundness audit).
+const std::vector<ParamSpec>& audit_param_specs();
 
 struct SweepPoint {
   std::string name;
