@@ -166,3 +166,12 @@ TEST_CASE("property: R_B >= R_A whenever R_A > 0 on random unit galleries") {
   }
   CHECK(positive_a > 300);  // the property was exercised, not vacuously true
 }
+
+TEST_CASE("binomial upper quantile against exact sums (Python math.comb)") {
+  // Smallest k with P(Binomial(n, p) > k) <= tail; reference values summed exactly in Python.
+  CHECK(rguard::binomial_upper_quantile(100, 0.01, 1e-3) == 5);
+  CHECK(rguard::binomial_upper_quantile(1000, 0.002, 1e-3) == 8);
+  CHECK(rguard::binomial_upper_quantile(96, 0.002, 1e-3) == 2);
+  CHECK(rguard::binomial_upper_quantile(10, 0.5, 1e-3) == 9);
+  CHECK(rguard::binomial_upper_quantile(0, 0.1, 1e-3) == 0);
+}
