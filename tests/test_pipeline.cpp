@@ -15,6 +15,7 @@
 #include "rguard/executor.hpp"
 #include "rguard/h5io.hpp"
 #include "rguard/loader.hpp"
+#include "rguard/metric.hpp"
 #include "rguard/spec.hpp"
 
 using namespace rguard;
@@ -437,4 +438,76 @@ TEST_CASE("attacks in a pipeline: a large-eps pgd_l2 breaks an undefended model 
   // Deterministic: the same run again from an empty cache gives the same per-query results.
   run({"cache=" + (ws.root / "cache2").string()});
   CHECK(ws.file("attacks.csv") == attacks_csv);
+}
+
+TEST_CASE("map_at_r and r_precision on a hand-made case (pytorch-metric-learning definitions)") {
+  // Unit vectors at angles (degrees) with labels; queries at 0 (label 0), 45 (lone label 2), 36 (label 1).
+  auto unit = [](double degrees) {
+    const double r = degrees * M_PI / 180.0;
+    return std::vector<float>{static_cast<float>(std::cos(r)), static_cast<float>(std::sin(r))};
+  };
+  std::vector<float> gallery, queries;
+  for (double a : {10.0, 20.0, 30.0, 40.0, 90.0}) for (float v : unit(a)) gallery.push_back(v);
+  for (double a : {0.0, 45.0, 36.0}) for (float v : unit(a)) queries.push_back(v);
+  const std::vector<std::int64_t> gallery_label{0, 1, 0, 0, 1}, query_label{0, 2, 1}, self{-1, -1, -1}, ids{0, 1, 2};
+  EvalView eval;
+  eval.gallery = {gallery.data(), gallery_label.data(), 5, 2};
+  eval.queries = {queries.data(), query_label.data(), self.data(), ids.data(), 3};
+  eval.all_queries = eval.queries;
+  StageSpec stage;
+  stage.kind = PluginKind::Metric;
+  stage.plugin = "map_at_r";
+  stage.section = "metrics[0]";
+  stage.params.set("queries", std::string("certified"));
+  const auto values = loader().create<Metric>(stage)->compute(eval);
+  REQUIRE(values.size() == 2);
+  // Query 0: R = 3, ranks hit, miss, hit: MAP@R = (1 + 2/3)/3, RP = 2/3. Query 36: R = 2,
+  // ranks miss, miss: 0 and 0. The lone query is excluded.
+  CHECK(values[0].name == "map@r");
+  CHECK(values[0].value == doctest::Approx((1.0 + 2.0 / 3.0) / 3.0 / 2.0));
+  CHECK(values[1].name == "r_precision");
+  CHECK(values[1].value == doctest::Approx(1.0 / 3.0));
+}
+
+TEST_CASE("torchscript backbone: the committed fixture gives Python's embeddings and its file is in the cache key") {
+  const std::string fixture = std::string(RGUARD_TEST_SOURCE_DIR) + "/fixtures/tiny_embedder.pt";
+  auto make = [](const std::string& file) {
+    const std::string text = "dataset: {plugin: synthetic}\nnoise: {plugin: gaussian}\ncertifier: {plugin: retrievalguard}\n"
+                             "backbone: {plugin: torchscript, file: '" + file + "', input_shape: [1, 12, 12]}\n";
+    return resolve_pipeline_spec(parse_yaml(text, "t.yaml"), "t.yaml", {}, loader());
+  };
+  auto model = loader().create<Backbone>(make(fixture).backbone);
+  model->init({1, 12, 12}, 0);
+  CHECK(model->embedding_dim() == 8);
+  // fixed_input() of tests/fixtures/make_torchscript_fixture.py
+  const auto input = torch::remainder(torch::arange(3 * 144, torch::kFloat).reshape({3, 1, 12, 12}), 17) / 16.0;
+  at::Tensor out;
+  {
+    torch::NoGradGuard no_grad;
+    out = model->forward(input);
+  }
+  std::ifstream expected(std::string(RGUARD_TEST_SOURCE_DIR) + "/fixtures/tiny_embedder_expected.txt");
+  std::string line;
+  std::getline(expected, line);  // comment
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 8; ++j) {
+      double v = 0;
+      expected >> v;
+      CHECK(out[i][j].item<double>() == doctest::Approx(v).epsilon(1e-5));
+    }
+  // Another file with the same parameters is another cache entry.
+  Workspace ws("torchscript");
+  const fs::path copy = ws.root / "model.pt";
+  fs::copy_file(fixture, copy);
+  auto run = [&] {
+    auto spec = make(copy.string());
+    spec.output_root = (ws.root / "out").string();
+    spec.cache_root = (ws.root / "cache").string();
+    spec.certifier = resolve_pipeline_spec(parse_yaml(kTiny, "t.yaml"), "t.yaml", {}, loader()).certifier;
+    return run_pipeline(spec, loader(), RunOptions{});
+  };
+  CHECK(status_of(run(), "backbone") == "computed");
+  CHECK(status_of(run(), "backbone") == "reused");
+  std::ofstream(copy, std::ios::app) << " ";  // same model, different bytes
+  CHECK(status_of(run(), "backbone") == "computed");
 }

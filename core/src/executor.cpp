@@ -151,9 +151,9 @@ std::vector<std::int64_t> to_int64_vector(const at::Tensor& t) {
 
 // ---- keys ---------------------------------------------------------------------------
 
-std::string backbone_key(const Session& s, const PipelineSpec& spec, const LoadedData& data) {
-  return Hasher().text("backbone/1").text(data.fingerprint).text(spec.backbone.canonical()).u64(spec.seed)
-      .text(s.device.str()).hex();
+std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data) {
+  return Hasher().text("backbone/1").text(data.fingerprint).text(spec.backbone.canonical()).text(backbone.fingerprint())
+      .u64(spec.seed).text(s.device.str()).hex();
 }
 
 std::string embedding_key(const Session& s, const Model& model) {
@@ -224,7 +224,7 @@ void load_datasets(Session& s) {
 
 void assign_models(Session& s) {
   for (auto& p : s.points) {
-    const std::string key = backbone_key(s, *p->spec, *p->data);
+    const std::string key = backbone_key(s, *p->spec, *p->backbone, *p->data);
     auto& slot = s.models[key];
     if (!slot) {
       slot = std::make_unique<Model>();
@@ -893,6 +893,10 @@ PointResult collect_point(Session& s, Point& p) {
   eval.gallery = m.gallery();
   eval.queries = {query_embedding.data(), query_label.data(), point.query_gallery_index.data(), query_id.data(),
                   static_cast<std::int64_t>(query_id.size())};
+  std::vector<std::int64_t> all_ids(p.data->query_label.size());
+  for (std::size_t i = 0; i < all_ids.size(); ++i) all_ids[i] = static_cast<std::int64_t>(i);
+  eval.all_queries = {m.query_embedding.data(), p.data->query_label.data(), p.data->query_gallery_index.data(),
+                      all_ids.data(), static_cast<std::int64_t>(all_ids.size())};
   eval.certificates = &point.certificates;
   eval.attacks = &point.attacks;
   eval.sigma = point.sigma;

@@ -18,9 +18,9 @@
 
 namespace rguard {
 
-std::vector<ParamSpec> train_param_specs() {
+std::vector<ParamSpec> train_param_specs(const char* default_epochs) {
   return {
-      {.name = "train.epochs", .type = ParamType::Int, .default_value = "2",
+      {.name = "train.epochs", .type = ParamType::Int, .default_value = default_epochs,
        .doc = "training epochs; 0 = no training (the weights as initialised or loaded)", .min = 0},
       {.name = "train.batch", .type = ParamType::Int, .default_value = "128", .doc = "images per batch", .min = 4},
       {.name = "train.per_class", .type = ParamType::Int, .default_value = "16",

@@ -28,6 +28,9 @@ class Backbone : public Plugin {
   virtual NamedTensors state() = 0;
   virtual std::vector<at::Tensor> trainable_parameters() = 0;
   virtual std::int64_t embedding_dim() const = 0;
+  // Content hash of anything the parameters only name (a weights or model file), so the
+  // cache key changes when the file does; "" when there is none.
+  virtual std::string fingerprint() const { return ""; }
   // How the pipeline trains it; epochs == 0 means "use the weights as initialised/loaded".
   virtual const TrainConfig& train_config() const = 0;
 };

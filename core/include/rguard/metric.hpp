@@ -41,6 +41,7 @@ struct AttackOutcome {
 struct EvalView {
   GalleryView gallery;
   QueryView queries;                       // the certified queries, clean base embeddings
+  QueryView all_queries;                   // every query of the dataset, clean base embeddings
   const std::vector<Certificate>* certificates = nullptr;  // one per query, same order
   const std::vector<AttackOutcome>* attacks = nullptr;     // empty without attacks
   double sigma = 0;

@@ -28,7 +28,7 @@ struct TrainConfig {
 };
 
 // The "train.*" parameters every trainable backbone appends to its schema.
-std::vector<ParamSpec> train_param_specs();
+std::vector<ParamSpec> train_param_specs(const char* default_epochs = "2");
 TrainConfig parse_train_config(const Params& params);
 
 // Called after every optimiser step with (images seen, images total, last loss).

@@ -12,10 +12,10 @@ namespace {
 
 class RecallAtK final : public rguard::Metric {
  public:
-  explicit RecallAtK(const rguard::Params& p) : ks_(p.get_int_list("k")) {}
+  explicit RecallAtK(const rguard::Params& p) : ks_(p.get_int_list("k")), all_(p.get_string("queries") == "all") {}
 
   std::vector<rguard::MetricValue> compute(const rguard::EvalView& eval) const override {
-    const auto& q = eval.queries;
+    const auto& q = all_ ? eval.all_queries : eval.queries;
     const std::int64_t max_k = *std::max_element(ks_.begin(), ks_.end());
     const auto neighbours = rguard::nearest_gallery_rows(q, eval.gallery, max_k);
     std::map<std::int64_t, std::int64_t> class_size;
@@ -43,10 +43,15 @@ class RecallAtK final : public rguard::Metric {
 
  private:
   std::vector<std::int64_t> ks_;
+  bool all_;
 };
 
 }  // namespace
 
 RGUARD_PLUGIN(rguard::PluginKind::Metric, "recall_at_k", "1.0", "Recall@k of the base model on clean queries", RecallAtK,
               (std::vector<rguard::ParamSpec>{{.name = "k", .type = rguard::ParamType::IntList, .default_value = "[1]",
-                                               .doc = "the k values", .min = 1}}))
+                                               .doc = "the k values", .min = 1},
+                                              {.name = "queries", .type = rguard::ParamType::String,
+                                               .default_value = "certified",
+                                               .doc = "the certified queries, or all queries with a positive",
+                                               .choices = "certified|all"}}))

@@ -1,0 +1,126 @@
+// torchscript: a user's model, traced or scripted in PyTorch and saved with torch.jit.save.
+// The YAML declares what the file cannot: the input shape it expects, the input
+// normalisation it does not do itself, and whether its output is already l2-normalised.
+// Noise is added before that normalisation, in [0,1] pixel space.
+#include <fmt/format.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "rguard/backbone.hpp"
+#include "rguard/error.hpp"
+#include "rguard/hash.hpp"
+#include "rguard/training.hpp"
+
+namespace {
+
+using rguard::Error;
+
+class TorchScriptBackbone final : public rguard::Backbone {
+ public:
+  explicit TorchScriptBackbone(const rguard::Params& p)
+      : file_(p.get_string("file")),
+        input_(p.get_int_list("input_shape")),
+        mean_(p.get_float_list("input_mean")),
+        std_(p.get_float_list("input_std")),
+        output_normalized_(p.get_bool("output_normalized")),
+        config_(rguard::parse_train_config(p)) {
+    if (input_.size() != 3)
+      throw Error(fmt::format("backbone.input_shape: expected [channels, height, width], got {} values", input_.size()));
+    if (mean_.size() != std_.size())
+      throw Error("backbone.input_mean and backbone.input_std must have the same length (one value, or one per channel)");
+    std::ifstream in(file_, std::ios::binary);
+    if (!in)
+      throw Error(fmt::format("{}: TorchScript model not found (backbone.file; save one with torch.jit.save, see "
+                              "docs/models-and-data.md)",
+                              file_));
+    rguard::Hasher h;
+    std::vector<char> buffer(1 << 16);
+    while (in) {
+      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+      h.bytes(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    }
+    fingerprint_ = h.hex();
+  }
+
+  std::string fingerprint() const override { return fingerprint_; }
+
+  void init(const rguard::ImageShape& input, std::uint64_t) override {
+    if (input.channels != input_[0] || input.height != input_[1] || input.width != input_[2])
+      throw Error(fmt::format("backbone.input_shape is [{}, {}, {}] but the dataset's images are {}x{}x{}", input_[0],
+                              input_[1], input_[2], input.channels, input.height, input.width));
+    try {
+      module_ = torch::jit::load(file_);
+    } catch (const c10::Error& e) {
+      throw Error(fmt::format("{}: not a TorchScript model torch.jit.load can read: {}", file_, e.what_without_backtrace()));
+    }
+    module_.eval();
+    torch::NoGradGuard no_grad;
+    const auto probe = forward(torch::zeros({1, input.channels, input.height, input.width}));
+    if (probe.dim() != 2)
+      throw Error(fmt::format("{}: the model returns a tensor of {} dimensions; expected [batch, k]", file_, probe.dim()));
+    dim_ = probe.size(1);
+  }
+
+  at::Tensor forward(const at::Tensor& images) override {
+    at::Tensor x = images;
+    if (!mean_.empty()) {
+      auto shape = std::vector<std::int64_t>{1, static_cast<std::int64_t>(mean_.size()), 1, 1};
+      x = (x - torch::tensor(mean_, x.options()).view(shape)) / torch::tensor(std_, x.options()).view(shape);
+    }
+    auto out = module_.forward({x}).toTensor();
+    if (!output_normalized_)
+      out = torch::nn::functional::normalize(out, torch::nn::functional::NormalizeFuncOptions().dim(1));
+    return out;
+  }
+
+  void set_training(bool training) override { module_.train(training); }
+  void to(const c10::Device& device) override { module_.to(device); }
+  rguard::NamedTensors state() override {
+    rguard::NamedTensors out;
+    for (const auto& item : module_.named_parameters()) out.emplace_back(item.name, item.value);
+    for (const auto& item : module_.named_buffers()) out.emplace_back(item.name, item.value);
+    return out;
+  }
+  std::vector<at::Tensor> trainable_parameters() override {
+    std::vector<at::Tensor> out;
+    for (const auto& p : module_.parameters()) out.push_back(p);
+    return out;
+  }
+  std::int64_t embedding_dim() const override { return dim_; }
+  const rguard::TrainConfig& train_config() const override { return config_; }
+
+ private:
+  std::string file_, fingerprint_;
+  std::vector<std::int64_t> input_;
+  std::vector<double> mean_, std_;
+  bool output_normalized_;
+  rguard::TrainConfig config_;
+  torch::jit::script::Module module_;
+  std::int64_t dim_ = 0;
+};
+
+std::vector<rguard::ParamSpec> schema() {
+  std::vector<rguard::ParamSpec> specs{
+      {.name = "file", .type = rguard::ParamType::String, .default_value = nullptr,
+       .doc = "TorchScript file (torch.jit.save of a traced or scripted model)"},
+      {.name = "input_shape", .type = rguard::ParamType::IntList, .default_value = nullptr,
+       .doc = "[channels, height, width] the model expects", .min = 1},
+      {.name = "input_mean", .type = rguard::ParamType::FloatList, .default_value = "[]",
+       .doc = "per-channel mean subtracted before the model ([] = the model normalises itself)"},
+      {.name = "input_std", .type = rguard::ParamType::FloatList, .default_value = "[]",
+       .doc = "per-channel std divided before the model", .min = 0, .min_exclusive = true},
+      {.name = "output_normalized", .type = rguard::ParamType::Bool, .default_value = "false",
+       .doc = "the model's output already has unit l2 norm (else rguard normalises it)"},
+  };
+  for (auto& spec : rguard::train_param_specs("0")) specs.push_back(spec);
+  return specs;
+}
+
+}  // namespace
+
+RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.0",
+              "a user's TorchScript embedding model; input shape and normalisation declared in the YAML",
+              TorchScriptBackbone, schema())
