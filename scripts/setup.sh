@@ -10,7 +10,7 @@ packages=(
   libboost-dev libboost-filesystem-dev doctest-dev libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist         # the embedded default data set
   gnuplot-nox                   # plots in reports
-  python3-torch python3-h5py python3-numpy   # test fixtures (TorchScript, h5py readability)
+  python3-torch python3-torchvision python3-h5py python3-numpy   # test fixtures (TorchScript, torchvision ResNet, h5py)
 )
 if [[ "${RGUARD_SETUP_EXTRA:-}" != "" ]]; then
   read -r -a extra <<<"$RGUARD_SETUP_EXTRA"; packages+=("${extra[@]}")

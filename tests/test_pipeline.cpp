@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "rguard/bounds.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/training.hpp"
@@ -510,4 +512,55 @@ TEST_CASE("torchscript backbone: the committed fixture gives Python's embeddings
   CHECK(status_of(run(), "backbone") == "reused");
   std::ofstream(copy, std::ios::app) << " ";  // same model, different bytes
   CHECK(status_of(run(), "backbone") == "computed");
+}
+
+namespace {
+StageSpec resnet_stage(std::int64_t depth, std::int64_t dim, const std::string& weights = "") {
+  const std::string text = fmt::format(
+      "dataset: {{plugin: synthetic}}\nnoise: {{plugin: gaussian}}\ncertifier: {{plugin: retrievalguard}}\n"
+      "backbone: {{plugin: resnet, depth: {}, embedding_dim: {}, weights: '{}'}}\n",
+      depth, dim, weights);
+  return resolve_pipeline_spec(parse_yaml(text, "r.yaml"), "r.yaml", {}, loader()).backbone;
+}
+std::int64_t parameter_count(Backbone& model) {
+  std::int64_t n = 0;
+  for (const auto& [name, t] : model.state())
+    if (name.find("running_") == std::string::npos && name.find("num_batches") == std::string::npos) n += t.numel();
+  return n;
+}
+}  // namespace
+
+TEST_CASE("resnet18 and resnet50 have torchvision's parameter counts with a 1000-way head") {
+  for (auto [depth, expected] : {std::pair<std::int64_t, std::int64_t>{18, 11689512}, {50, 25557032}}) {
+    auto model = loader().create<Backbone>(resnet_stage(depth, 1000));
+    model->init({3, 64, 64}, 0);
+    CHECK(parameter_count(*model) == expected);
+    CHECK(model->embedding_dim() == 1000);
+  }
+}
+
+TEST_CASE("resnet18 loads a scripted torchvision resnet18 and computes the same embeddings") {
+  Workspace ws("resnet");
+  const std::string model = (ws.root / "resnet18.pt").string(), expected = (ws.root / "expected.txt").string();
+  const std::string command = fmt::format("/usr/bin/python3 '{}/fixtures/make_torchvision_resnet.py' 18 16 '{}' '{}'",
+                                          RGUARD_TEST_SOURCE_DIR, model, expected);
+  REQUIRE(std::system(command.c_str()) == 0);
+  auto resnet = loader().create<Backbone>(resnet_stage(18, 16, model));
+  resnet->init({3, 64, 64}, 0);
+  const auto x = torch::remainder(torch::arange(2 * 3 * 64 * 64, torch::kFloat).reshape({2, 3, 64, 64}), 23) / 22.0;
+  at::Tensor out;
+  {
+    torch::NoGradGuard no_grad;
+    out = resnet->forward(x);
+  }
+  std::ifstream in(expected);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 16; ++j) {
+      double v = 0;
+      in >> v;
+      CHECK(out[i][j].item<double>() == doctest::Approx(v).epsilon(1e-4).scale(1e-4));
+    }
+  // A file of another architecture is refused by name.
+  auto other = loader().create<Backbone>(resnet_stage(50, 16, model));
+  CHECK_THROWS_WITH_AS(other->init({3, 64, 64}, 0), doctest::Contains("is it a torchvision resnet50"), Error);
 }
