@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -277,5 +279,96 @@ TEST_CASE("rguard report writes tables with the best value marked plots and an i
   out = rguard("report " + (dir / "nothing").string());
   CHECK(out.status == 2);
   CHECK(contains(out.text, "not a run folder"));
+  fs::remove_all(dir);
+}
+
+// ---- the paper pipelines at toy scale, on generated archives in the official layouts ----
+
+#include <stb_image_write.h>
+
+namespace {
+
+// A 48x40 RGB image whose colour depends on the class, with a per-image pattern.
+void write_image(const fs::path& path, int label, int index) {
+  fs::create_directories(path.parent_path());
+  std::vector<unsigned char> pixels(48 * 40 * 3);
+  for (int y = 0; y < 40; ++y)
+    for (int x = 0; x < 48; ++x)
+      for (int c = 0; c < 3; ++c)
+        pixels[static_cast<std::size_t>((y * 48 + x) * 3 + c)] =
+            static_cast<unsigned char>((label * 67 + c * 91 + ((x + y + index * 7) % 16) * 4) % 256);
+  if (path.extension() == ".png") REQUIRE(stbi_write_png(path.c_str(), 48, 40, 3, pixels.data(), 48 * 3) != 0);
+  else REQUIRE(stbi_write_jpg(path.c_str(), 48, 40, 3, pixels.data(), 95) != 0);
+}
+
+const char* kToyScale =
+    " --set dataset.resize=40 --set dataset.crop=32 --set backbone.depth=18 --set backbone.embedding_dim=16"
+    " --set backbone.frozen_bn=false --set backbone.train.epochs=1 --set backbone.train.batch=8"
+    " --set backbone.train.per_class=2 --set backbone.train.lr=0.001 --set noise.sigma=0.25"
+    " --set certifier.n=64 --set certifier.batch=64 --set certifier.queries=4";
+
+}  // namespace
+
+TEST_CASE("paper_cub.yaml at toy scale on a generated CUB-200-2011 archive") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_cub";
+  fs::remove_all(dir);
+  const fs::path root = dir / "CUB_200_2011";
+  std::ofstream images, labels;
+  fs::create_directories(root);
+  images.open(root / "images.txt");
+  labels.open(root / "image_class_labels.txt");
+  int id = 0;
+  for (int label : {1, 2, 101, 102})
+    for (int k = 0; k < 4; ++k) {
+      const std::string relative = fmt::format("{:03d}.Class_{}/img_{}.jpg", label, label, k);
+      write_image(root / "images" / relative, label, k);
+      images << ++id << " " << relative << "\n";
+      labels << id << " " << label << "\n";
+    }
+  images.close();
+  labels.close();
+  const std::string run = "run " + std::string(RGUARD_TEST_SOURCE_DIR) + "/../pipelines/paper_cub.yaml --set dataset.root=" +
+                          root.string() + " --set output=" + (dir / "out").string() + kToyScale;
+  auto out = rguard(run);
+  INFO(out.text);
+  CHECK(out.status == 0);
+  CHECK(contains(out.text, "CUB-200-2011: train 8 (classes <= 100), eval 8 images"));
+  CHECK(contains(out.text, "map@r"));
+  CHECK(fs::exists(dir / "out" / "paper_cub" / "certificates.csv"));
+
+  // An unreadable file is named; with on_error: skip it is left out and listed.
+  std::ofstream(root / "images" / "101.Class_101" / "img_0.jpg") << "not a JPEG";
+  out = rguard(run);
+  CHECK(out.status == 2);
+  CHECK(contains(out.text, "img_0.jpg: cannot decode the image"));
+  out = rguard(run + " --set dataset.on_error=skip");
+  CHECK(out.status == 0);
+  CHECK(contains(out.text, "warning: skipped"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("paper_sop.yaml at toy scale on a generated Stanford Online Products archive") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_sop";
+  fs::remove_all(dir);
+  const fs::path root = dir / "Stanford_Online_Products";
+  fs::create_directories(root);
+  std::ofstream train(root / "Ebay_train.txt"), test(root / "Ebay_test.txt");
+  train << "image_id class_id super_class_id path\n";
+  test << "image_id class_id super_class_id path\n";
+  int id = 0;
+  for (int label : {1, 2, 3, 4})
+    for (int k = 0; k < 3; ++k) {
+      const std::string relative = fmt::format("bicycle_final/{}_{}.png", label, k);
+      write_image(root / relative, label, k);
+      (label <= 2 ? train : test) << ++id << " " << label << " 1 " << relative << "\n";
+    }
+  train.close();
+  test.close();
+  auto out = rguard("run " + std::string(RGUARD_TEST_SOURCE_DIR) + "/../pipelines/paper_sop.yaml --set dataset.root=" +
+                    root.string() + " --set output=" + (dir / "out").string() + kToyScale);
+  INFO(out.text);
+  CHECK(out.status == 0);
+  CHECK(contains(out.text, "Stanford Online Products: train 6, eval 6 images"));
+  CHECK(contains(out.text, "Certified Recall@1"));
   fs::remove_all(dir);
 }

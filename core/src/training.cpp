@@ -37,6 +37,10 @@ std::vector<ParamSpec> train_param_specs(const char* default_epochs) {
        .min = 0},
       {.name = "train.beta_lr", .type = ParamType::Float, .default_value = "0.0005", .doc = "learning rate of beta",
        .min = 0},
+      {.name = "train.lr_milestones", .type = ParamType::IntList, .default_value = "[]",
+       .doc = "epochs after which the learning rate is multiplied by lr_gamma", .min = 1},
+      {.name = "train.lr_gamma", .type = ParamType::Float, .default_value = "0.3",
+       .doc = "learning-rate factor at each milestone", .min = 0, .min_exclusive = true},
   };
 }
 
@@ -51,6 +55,8 @@ TrainConfig parse_train_config(const Params& p) {
   c.margin = p.get_float("train.margin");
   c.beta0 = p.get_float("train.beta0");
   c.beta_lr = p.get_float("train.beta_lr");
+  c.lr_milestones = p.get_int_list("train.lr_milestones");
+  c.lr_gamma = p.get_float("train.lr_gamma");
   return c;
 }
 
@@ -141,6 +147,11 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       optimiser.step();
       seen += b;
       if (progress) progress(seen, total, loss.item<double>());
+    }
+    // Multistep schedule (the paper: x0.3 after epochs 30, 55, 75) on the backbone's group.
+    if (std::find(config.lr_milestones.begin(), config.lr_milestones.end(), epoch + 1) != config.lr_milestones.end()) {
+      auto& options = static_cast<torch::optim::AdamOptions&>(optimiser.param_groups()[0].options());
+      options.lr(options.lr() * config.lr_gamma);
     }
   }
   backbone.set_training(false);

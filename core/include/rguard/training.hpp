@@ -25,6 +25,8 @@ struct TrainConfig {
   double beta0 = 0;        // initial boundary beta
   double beta_lr = 0;
   double weight_decay = 0;
+  std::vector<std::int64_t> lr_milestones;  // epochs after which lr *= lr_gamma
+  double lr_gamma = 1;
 };
 
 // The "train.*" parameters every trainable backbone appends to its schema.

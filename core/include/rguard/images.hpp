@@ -1,0 +1,37 @@
+// Image files to tensors for the image-folder data sets: JPEG/PNG decoding (Debian's
+// libstb), shorter side resized, centre crop, pixels in [0, 1], decoded in parallel.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rguard/data.hpp"
+#include "rguard/params.hpp"
+
+namespace rguard {
+
+struct ImageTransform {
+  std::int64_t channels = 3;  // 3 (grey files are repeated) or 1 (colour files are averaged)
+  std::int64_t resize = 256;  // shorter side after resizing (0 = keep)
+  std::int64_t crop = 224;    // centre crop side (0 = none: all images must then share a size)
+};
+
+struct ImageList {
+  std::vector<std::string> paths;
+  std::vector<std::int64_t> labels;
+};
+
+// The "resize", "crop", "channels", "on_error" parameters every image data set declares.
+std::vector<ParamSpec> image_param_specs();
+ImageTransform parse_image_transform(const Params& params);
+
+// Decodes every file; an unreadable one is an Error naming it, or, with skip_unreadable,
+// is left out and named in `skipped`.
+ImageSet load_images(const ImageList& list, const ImageTransform& transform, bool skip_unreadable,
+                     std::vector<std::string>* skipped);
+
+// The evaluation set as both query set and gallery, each query excluding itself.
+RetrievalData leave_one_out(ImageSet train, ImageSet eval, std::string description);
+
+}  // namespace rguard

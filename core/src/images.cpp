@@ -1,0 +1,131 @@
+#include "rguard/images.hpp"
+
+#include <fmt/format.h>
+#include <stb_image.h>
+#include <stb_image_resize.h>
+#include <tbb/parallel_for.h>
+#include <torch/types.h>
+
+#include <mutex>
+
+#include "rguard/error.hpp"
+
+namespace rguard {
+
+std::vector<ParamSpec> image_param_specs() {
+  return {
+      {.name = "resize", .type = ParamType::Int, .default_value = "256",
+       .doc = "shorter side after resizing (0 = keep the file's size)", .min = 0},
+      {.name = "crop", .type = ParamType::Int, .default_value = "224", .doc = "centre crop side (0 = no crop)", .min = 0},
+      {.name = "channels", .type = ParamType::Int, .default_value = "3", .doc = "3 (RGB) or 1 (grey)", .min = 1, .max = 3},
+      {.name = "on_error", .type = ParamType::String, .default_value = "fail",
+       .doc = "an unreadable image file: fail (naming it) or skip it (and list it)", .choices = "fail|skip"},
+  };
+}
+
+ImageTransform parse_image_transform(const Params& p) {
+  ImageTransform t;
+  t.channels = p.get_int("channels");
+  t.resize = p.get_int("resize");
+  t.crop = p.get_int("crop");
+  if (t.channels == 2) throw Error("dataset.channels: expected 1 or 3, got 2");
+  if (t.crop > 0 && t.resize > 0 && t.crop > t.resize)
+    throw Error(fmt::format("dataset.crop ({}) is larger than dataset.resize ({}); crop at most the resized side", t.crop,
+                            t.resize));
+  return t;
+}
+
+namespace {
+
+// One file -> [channels, side, side] floats in [0, 1] (or its own size without crop).
+std::vector<float> decode(const std::string& path, const ImageTransform& t, std::int64_t& height, std::int64_t& width) {
+  int w = 0, h = 0, n = 0;
+  unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &n, static_cast<int>(t.channels));
+  if (!pixels) throw Error(fmt::format("{}: cannot decode the image ({})", path, stbi_failure_reason()));
+  std::vector<unsigned char> image(pixels, pixels + static_cast<std::size_t>(w) * h * t.channels);
+  stbi_image_free(pixels);
+  if (t.resize > 0) {
+    const double scale = static_cast<double>(t.resize) / std::min(w, h);
+    const int nw = std::max<int>(1, static_cast<int>(std::lround(w * scale))), nh = std::max<int>(1, static_cast<int>(std::lround(h * scale)));
+    std::vector<unsigned char> resized(static_cast<std::size_t>(nw) * nh * t.channels);
+    if (!stbir_resize_uint8(image.data(), w, h, 0, resized.data(), nw, nh, 0, static_cast<int>(t.channels)))
+      throw Error(fmt::format("{}: cannot resize the image", path));
+    image.swap(resized);
+    w = nw;
+    h = nh;
+  }
+  int x0 = 0, y0 = 0, cw = w, ch = h;
+  if (t.crop > 0) {
+    if (w < t.crop || h < t.crop)
+      throw Error(fmt::format("{}: {}x{} is smaller than the crop {}; set dataset.resize >= crop", path, w, h, t.crop));
+    cw = ch = static_cast<int>(t.crop);
+    x0 = (w - cw) / 2;
+    y0 = (h - ch) / 2;
+  }
+  height = ch;
+  width = cw;
+  std::vector<float> out(static_cast<std::size_t>(t.channels) * ch * cw);
+  for (std::int64_t c = 0; c < t.channels; ++c)
+    for (int y = 0; y < ch; ++y)
+      for (int x = 0; x < cw; ++x)
+        out[static_cast<std::size_t>((c * ch + y) * cw + x)] =
+            image[(static_cast<std::size_t>(y0 + y) * w + static_cast<std::size_t>(x0 + x)) * t.channels + static_cast<std::size_t>(c)] / 255.0f;
+  return out;
+}
+
+}  // namespace
+
+ImageSet load_images(const ImageList& list, const ImageTransform& t, bool skip_unreadable,
+                     std::vector<std::string>* skipped) {
+  const std::size_t n = list.paths.size();
+  std::vector<std::vector<float>> decoded(n);
+  std::vector<std::int64_t> heights(n, 0), widths(n, 0);
+  std::vector<std::string> errors(n);
+  tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
+    try {
+      decoded[i] = decode(list.paths[i], t, heights[i], widths[i]);
+    } catch (const Error& e) {
+      errors[i] = e.what();
+    }
+  });
+  std::vector<std::size_t> kept;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (errors[i].empty()) {
+      kept.push_back(i);
+    } else if (skip_unreadable) {
+      if (skipped) skipped->push_back(errors[i]);
+    } else {
+      throw Error(errors[i] + " (set dataset.on_error: skip to leave unreadable files out)");
+    }
+  }
+  ImageSet set;
+  if (kept.empty()) {
+    set.images = torch::zeros({0, t.channels, std::max<std::int64_t>(t.crop, 1), std::max<std::int64_t>(t.crop, 1)});
+    set.labels = torch::zeros({0}, torch::kLong);
+    return set;
+  }
+  const std::int64_t h = heights[kept.front()], w = widths[kept.front()];
+  set.images = torch::empty({static_cast<std::int64_t>(kept.size()), t.channels, h, w});
+  set.labels = torch::empty({static_cast<std::int64_t>(kept.size())}, torch::kLong);
+  for (std::size_t k = 0; k < kept.size(); ++k) {
+    const std::size_t i = kept[k];
+    if (heights[i] != h || widths[i] != w)
+      throw Error(fmt::format("{}: {}x{} differs from {}x{} of the other images; set dataset.crop", list.paths[i], heights[i],
+                              widths[i], h, w));
+    std::memcpy(set.images[static_cast<std::int64_t>(k)].data_ptr<float>(), decoded[i].data(), decoded[i].size() * sizeof(float));
+    set.labels[static_cast<std::int64_t>(k)] = list.labels[i];
+  }
+  return set;
+}
+
+RetrievalData leave_one_out(ImageSet train, ImageSet eval, std::string description) {
+  RetrievalData data;
+  data.train = std::move(train);
+  data.query = std::move(eval);
+  data.gallery = data.query;
+  data.query_gallery_index = torch::arange(data.query.size(), torch::kLong);
+  data.description = std::move(description);
+  return data;
+}
+
+}  // namespace rguard

@@ -1,0 +1,85 @@
+// cub200: CUB-200-2011 from its official archive layout (CUB_200_2011/images.txt,
+// image_class_labels.txt, images/...). The deep-metric-learning split: classes 1-100
+// train, 101-200 are query set and gallery (leave-one-out).
+#include <fmt/format.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "rguard/dataset.hpp"
+#include "rguard/error.hpp"
+#include "rguard/images.hpp"
+
+namespace {
+
+// "<id> <value>" lines -> map id -> value.
+std::map<std::int64_t, std::string> read_pairs(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    throw rguard::Error(fmt::format("{}: not found; dataset.root must be the CUB_200_2011 folder of the official archive",
+                                    path));
+  std::map<std::int64_t, std::string> out;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    std::istringstream fields(line);
+    std::int64_t id = 0;
+    std::string value;
+    if (!(fields >> id >> value)) throw rguard::Error(fmt::format("{}:{}: expected '<id> <value>', got '{}'", path, number, line));
+    out[id] = value;
+  }
+  return out;
+}
+
+class Cub200 final : public rguard::Dataset {
+ public:
+  explicit Cub200(const rguard::Params& p)
+      : root_(p.get_string("root")),
+        last_train_(p.get_int("last_train_class")),
+        transform_(rguard::parse_image_transform(p)),
+        skip_(p.get_string("on_error") == "skip") {}
+
+  rguard::RetrievalData load() override {
+    const auto images = read_pairs(root_ + "/images.txt");
+    const auto labels = read_pairs(root_ + "/image_class_labels.txt");
+    rguard::ImageList train, eval;
+    for (const auto& [id, path] : images) {
+      auto it = labels.find(id);
+      if (it == labels.end()) throw rguard::Error(fmt::format("{}/image_class_labels.txt: no class for image {}", root_, id));
+      const std::int64_t label = std::stoll(it->second);
+      auto& list = label <= last_train_ ? train : eval;
+      list.paths.push_back(root_ + "/images/" + path);
+      list.labels.push_back(label);
+    }
+    std::vector<std::string> skipped;
+    auto train_set = rguard::load_images(train, transform_, skip_, &skipped);
+    auto eval_set = rguard::load_images(eval, transform_, skip_, &skipped);
+    for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
+    return rguard::leave_one_out(std::move(train_set), std::move(eval_set),
+                                 fmt::format("CUB-200-2011: train {} (classes <= {}), eval {} images", train.paths.size(),
+                                             last_train_, eval.paths.size()));
+  }
+
+ private:
+  std::string root_;
+  std::int64_t last_train_;
+  rguard::ImageTransform transform_;
+  bool skip_;
+};
+
+std::vector<rguard::ParamSpec> schema() {
+  std::vector<rguard::ParamSpec> specs{
+      {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr,
+       .doc = "the CUB_200_2011 folder (images.txt, image_class_labels.txt, images/)"},
+      {.name = "last_train_class", .type = rguard::ParamType::Int, .default_value = "100",
+       .doc = "classes 1..N train, the rest evaluate (the standard split is 100)", .min = 0},
+  };
+  for (auto& s : rguard::image_param_specs()) specs.push_back(s);
+  return specs;
+}
+
+}  // namespace
+
+RGUARD_PLUGIN(rguard::PluginKind::Dataset, "cub200", "1.0",
+              "CUB-200-2011 from the official archive; classes 1-100 train, 101-200 query set = gallery", Cub200, schema())

@@ -1,0 +1,80 @@
+// sop: Stanford Online Products from its official archive layout (Ebay_train.txt,
+// Ebay_test.txt with columns image_id class_id super_class_id path): the train file
+// trains (11,318 classes), the test file is query set and gallery (11,316 classes,
+// leave-one-out).
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "rguard/dataset.hpp"
+#include "rguard/error.hpp"
+#include "rguard/images.hpp"
+
+namespace {
+
+rguard::ImageList read_list(const std::string& root, const std::string& file, std::int64_t max_images) {
+  const std::string path = root + "/" + file;
+  std::ifstream in(path);
+  if (!in)
+    throw rguard::Error(fmt::format("{}: not found; dataset.root must be the Stanford_Online_Products folder", path));
+  rguard::ImageList list;
+  std::string line;
+  std::getline(in, line);  // header: image_id class_id super_class_id path
+  for (int number = 2; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    std::istringstream fields(line);
+    std::int64_t image = 0, label = 0, super = 0;
+    std::string relative;
+    if (!(fields >> image >> label >> super >> relative))
+      throw rguard::Error(fmt::format("{}:{}: expected 'image_id class_id super_class_id path', got '{}'", path, number, line));
+    list.paths.push_back(root + "/" + relative);
+    list.labels.push_back(label);
+    if (max_images > 0 && static_cast<std::int64_t>(list.paths.size()) >= max_images) break;
+  }
+  return list;
+}
+
+class Sop final : public rguard::Dataset {
+ public:
+  explicit Sop(const rguard::Params& p)
+      : root_(p.get_string("root")),
+        max_images_(p.get_int("max_images")),
+        transform_(rguard::parse_image_transform(p)),
+        skip_(p.get_string("on_error") == "skip") {}
+
+  rguard::RetrievalData load() override {
+    const auto train = read_list(root_, "Ebay_train.txt", max_images_);
+    const auto eval = read_list(root_, "Ebay_test.txt", max_images_);
+    std::vector<std::string> skipped;
+    auto train_set = rguard::load_images(train, transform_, skip_, &skipped);
+    auto eval_set = rguard::load_images(eval, transform_, skip_, &skipped);
+    for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
+    return rguard::leave_one_out(std::move(train_set), std::move(eval_set),
+                                 fmt::format("Stanford Online Products: train {}, eval {} images", train.paths.size(),
+                                             eval.paths.size()));
+  }
+
+ private:
+  std::string root_;
+  std::int64_t max_images_;
+  rguard::ImageTransform transform_;
+  bool skip_;
+};
+
+std::vector<rguard::ParamSpec> schema() {
+  std::vector<rguard::ParamSpec> specs{
+      {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr,
+       .doc = "the Stanford_Online_Products folder (Ebay_train.txt, Ebay_test.txt, images)"},
+      {.name = "max_images", .type = rguard::ParamType::Int, .default_value = "0",
+       .doc = "read only the first N lines of each list (0 = all)", .min = 0},
+  };
+  for (auto& s : rguard::image_param_specs()) specs.push_back(s);
+  return specs;
+}
+
+}  // namespace
+
+RGUARD_PLUGIN(rguard::PluginKind::Dataset, "sop", "1.0",
+              "Stanford Online Products from the official archive; Ebay_train trains, Ebay_test is query set = gallery", Sop,
+              schema())
