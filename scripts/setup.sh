@@ -9,6 +9,7 @@ packages=(
   libtorch-dev libyaml-cpp-dev libhdf5-dev libtbb-dev libfmt-dev
   libboost-dev libboost-filesystem-dev doctest-dev libcli11-dev nlohmann-json3-dev
   libstb-dev                    # JPEG/PNG decoding of image-folder data sets
+  libmatio-dev                  # Cars196 annotations (cars_annos.mat)
   dataset-fashion-mnist         # the embedded default data set
   gnuplot-nox                   # plots in reports
   python3-torch python3-torchvision python3-h5py python3-numpy   # test fixtures (TorchScript, torchvision ResNet, h5py)

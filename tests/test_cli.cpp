@@ -372,3 +372,40 @@ TEST_CASE("paper_sop.yaml at toy scale on a generated Stanford Online Products a
   CHECK(contains(out.text, "Certified Recall@1"));
   fs::remove_all(dir);
 }
+
+#include <matio.h>
+
+TEST_CASE("paper_cars.yaml at toy scale on a generated Cars196 archive (cars_annos.mat)") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_cars";
+  fs::remove_all(dir);
+  const fs::path root = dir / "cars196";
+  std::vector<std::pair<std::string, double>> rows;
+  for (int label : {1, 2, 99, 100})
+    for (int k = 0; k < 3; ++k) {
+      const std::string relative = fmt::format("car_ims/{:06d}.jpg", rows.size() + 1);
+      write_image(root / relative, label, k);
+      rows.emplace_back(relative, label);
+    }
+  // The official file: a 1 x N struct array `annotations` (relative_im_path, class, ...).
+  const char* fields[] = {"relative_im_path", "class"};
+  std::size_t dims[2] = {1, rows.size()};
+  matvar_t* annotations = Mat_VarCreateStruct("annotations", 2, dims, fields, 2);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::size_t text_dims[2] = {1, rows[i].first.size()};
+    Mat_VarSetStructFieldByName(annotations, "relative_im_path", i,
+                                Mat_VarCreate(nullptr, MAT_C_CHAR, MAT_T_UINT8, 2, text_dims, rows[i].first.data(), 0));
+    std::size_t one[2] = {1, 1};
+    Mat_VarSetStructFieldByName(annotations, "class", i, Mat_VarCreate(nullptr, MAT_C_DOUBLE, MAT_T_DOUBLE, 2, one, &rows[i].second, 0));
+  }
+  mat_t* mat = Mat_CreateVer((root / "cars_annos.mat").c_str(), nullptr, MAT_FT_MAT5);
+  REQUIRE(mat != nullptr);
+  REQUIRE(Mat_VarWrite(mat, annotations, MAT_COMPRESSION_NONE) == 0);
+  Mat_VarFree(annotations);
+  Mat_Close(mat);
+  auto out = rguard("run " + std::string(RGUARD_TEST_SOURCE_DIR) + "/../pipelines/paper_cars.yaml --set dataset.root=" +
+                    root.string() + " --set output=" + (dir / "out").string() + kToyScale);
+  INFO(out.text);
+  CHECK(out.status == 0);
+  CHECK(contains(out.text, "Cars196: train 6 (classes <= 98), eval 6 images"));
+  fs::remove_all(dir);
+}
