@@ -96,6 +96,8 @@ std::vector<at::Tensor> pgd_l2(const at::Tensor& x, const at::Tensor& query_ids,
 
 std::vector<ParamSpec> pgd_param_specs(const char* default_steps) {
   return {
+      {.name = "norm", .type = ParamType::String, .default_value = "l2",
+       .doc = "threat model: l2 over all pixels of a [0,1] image (the certified norm)", .choices = "l2"},
       {.name = "eps", .type = ParamType::FloatList, .default_value = "[0.05, 0.1, 0.25, 0.5]",
        .doc = "l2 budgets, in [0,1] pixel units (never divided by 255)", .min = 0},
       {.name = "steps", .type = ParamType::Int, .default_value = default_steps, .doc = "gradient steps", .min = 1},
