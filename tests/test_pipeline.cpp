@@ -13,6 +13,8 @@
 #include "rguard/bounds.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/training.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
 #include "rguard/dataset.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/h5io.hpp"
@@ -563,4 +565,19 @@ TEST_CASE("resnet18 loads a scripted torchvision resnet18 and computes the same 
   // A file of another architecture is refused by name.
   auto other = loader().create<Backbone>(resnet_stage(50, 16, model));
   CHECK_THROWS_WITH_AS(other->init({3, 64, 64}, 0), doctest::Contains("is it a torchvision resnet50"), Error);
+}
+
+TEST_CASE("training augmentation: random resized crop and flip keep shape and range and follow the seed") {
+  auto images = torch::rand({6, 3, 20, 24});
+  at::Generator g1 = at::detail::createCPUGenerator(5), g2 = at::detail::createCPUGenerator(5);
+  const auto a = random_resized_crop_flip(images, g1);
+  const auto b = random_resized_crop_flip(images, g2);
+  CHECK(a.sizes() == images.sizes());
+  CHECK(a.min().item<float>() >= 0.0f);
+  CHECK(a.max().item<float>() <= 1.0f);
+  CHECK(torch::equal(a, b));
+  CHECK(!torch::allclose(a, images));
+  // A constant image stays constant whatever the crop.
+  const auto flat = torch::full({2, 1, 8, 8}, 0.25);
+  CHECK(torch::allclose(random_resized_crop_flip(flat, g1), flat));
 }

@@ -37,6 +37,9 @@ std::vector<ParamSpec> train_param_specs(const char* default_epochs) {
        .min = 0},
       {.name = "train.beta_lr", .type = ParamType::Float, .default_value = "0.0005", .doc = "learning rate of beta",
        .min = 0},
+      {.name = "train.augment", .type = ParamType::String, .default_value = "none",
+       .doc = "crop_flip: random resized crop (area 8-100%, aspect 3/4-4/3) and horizontal flip per image",
+       .choices = "none|crop_flip"},
       {.name = "train.lr_milestones", .type = ParamType::IntList, .default_value = "[]",
        .doc = "epochs after which the learning rate is multiplied by lr_gamma", .min = 1},
       {.name = "train.lr_gamma", .type = ParamType::Float, .default_value = "0.3",
@@ -56,6 +59,7 @@ TrainConfig parse_train_config(const Params& p) {
   c.beta0 = p.get_float("train.beta0");
   c.beta_lr = p.get_float("train.beta_lr");
   c.lr_milestones = p.get_int_list("train.lr_milestones");
+  c.augment = p.get_string("train.augment") == "crop_flip";
   c.lr_gamma = p.get_float("train.lr_gamma");
   return c;
 }
@@ -78,6 +82,27 @@ torch::Tensor sample_negatives(const torch::Tensor& distance, const torch::Tenso
 }
 
 }  // namespace
+
+at::Tensor random_resized_crop_flip(const at::Tensor& images, at::Generator& generator) {
+  const std::int64_t b = images.size(0), h = images.size(2), w = images.size(3);
+  auto out = torch::empty_like(images);
+  auto draws = at::rand({b, 5}, generator);  // area, log-aspect, x, y, flip
+  for (std::int64_t i = 0; i < b; ++i) {
+    const double area = (0.08 + 0.92 * draws[i][0].item<double>()) * static_cast<double>(h * w);
+    const double aspect = std::exp(std::log(3.0 / 4.0) + (std::log(4.0 / 3.0) - std::log(3.0 / 4.0)) * draws[i][1].item<double>());
+    const auto cw = std::clamp<std::int64_t>(std::llround(std::sqrt(area * aspect)), 1, w);
+    const auto ch = std::clamp<std::int64_t>(std::llround(std::sqrt(area / aspect)), 1, h);
+    const auto x = static_cast<std::int64_t>(draws[i][2].item<double>() * static_cast<double>(w - cw + 1)) ;
+    const auto y = static_cast<std::int64_t>(draws[i][3].item<double>() * static_cast<double>(h - ch + 1));
+    auto crop = images[i].slice(1, std::min(y, h - ch), std::min(y, h - ch) + ch).slice(2, std::min(x, w - cw), std::min(x, w - cw) + cw);
+    auto resized = torch::nn::functional::interpolate(
+        crop.unsqueeze(0), torch::nn::functional::InterpolateFuncOptions().size(std::vector<std::int64_t>{h, w})
+                               .mode(torch::kBilinear).align_corners(false));
+    if (draws[i][4].item<double>() < 0.5) resized = resized.flip({3});
+    out[i].copy_(resized.squeeze(0).clamp(0.0, 1.0));
+  }
+  return out;
+}
 
 void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config, std::uint64_t seed,
                     const TrainProgress& progress) {
@@ -122,6 +147,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       }
       auto index = torch::tensor(rows, torch::kLong);
       auto images = train.images.index_select(0, index);
+      if (config.augment) images = random_resized_crop_flip(images, generator);
       auto labels = labels_cpu.index_select(0, index).to(device);
       if (config.noise_sigma > 0)
         images = images + config.noise_sigma * at::normal(0.0, 1.0, images.sizes(), generator);

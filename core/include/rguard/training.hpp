@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
 #include "rguard/params.hpp"
 
 namespace rguard {
@@ -27,6 +30,7 @@ struct TrainConfig {
   double weight_decay = 0;
   std::vector<std::int64_t> lr_milestones;  // epochs after which lr *= lr_gamma
   double lr_gamma = 1;
+  bool augment = false;  // random resized crop and flip of each training image
 };
 
 // The "train.*" parameters every trainable backbone appends to its schema.
@@ -35,6 +39,11 @@ TrainConfig parse_train_config(const Params& params);
 
 // Called after every optimiser step with (images seen, images total, last loss).
 using TrainProgress = std::function<void(std::int64_t, std::int64_t, double)>;
+
+// Per image: a random crop of 8-100% of the area with aspect ratio in [3/4, 4/3], resized
+// back to the image's size, flipped horizontally with probability 1/2 (the usual training
+// transform of deep metric learning), drawn from `generator`. Pixels stay in [0, 1].
+at::Tensor random_resized_crop_flip(const at::Tensor& images, at::Generator& generator);
 
 void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config,
                     std::uint64_t seed, const TrainProgress& progress);
