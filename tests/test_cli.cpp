@@ -409,3 +409,35 @@ TEST_CASE("paper_cars.yaml at toy scale on a generated Cars196 archive (cars_ann
   CHECK(contains(out.text, "Cars196: train 6 (classes <= 98), eval 6 images"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("killed with SIGKILL while training - a rerun resumes from the last epoch with the same results") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_train_resume";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string spec = (dir / "train.yaml").string();
+  std::ofstream(spec) << R"(name: train
+threads: 1
+dataset: {plugin: synthetic, classes: 6, train_classes: 3, per_class: 200}
+backbone: {plugin: small_cnn, channels: [8], embedding_dim: 8, train: {epochs: 60, batch: 30, per_class: 10}}
+noise: {plugin: gaussian, sigma: 0.25}
+certifier: {plugin: retrievalguard, n: 200, alpha: 0.01, batch: 100, queries: 8}
+metrics: [{plugin: certified_recall, radii: [0]}]
+)";
+  REQUIRE(wait_for(spawn({"run", spec, "--set", "output=" + (dir / "reference").string()})) == 0);
+  const std::string out = "output=" + (dir / "killed").string();
+  const pid_t child = spawn({"run", spec, "--set", out});
+  const fs::path checkpoints = dir / "killed" / "cache" / "checkpoint";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (count_files(checkpoints, ".h5") < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(child, SIGKILL);
+  wait_for(child);
+  REQUIRE(count_files(checkpoints, ".h5") == 1);
+  REQUIRE(count_files(dir / "killed" / "cache" / "backbone", ".h5") == 0);  // killed mid-training
+  auto resumed = rguard("run " + spec + " --set " + out);
+  INFO(resumed.text);
+  CHECK(resumed.status == 0);
+  CHECK(contains(resumed.text, "[backbone    ] resumed"));
+  CHECK(read(dir / "killed" / "train" / "certificates.csv") == read(dir / "reference" / "train" / "certificates.csv"));
+  fs::remove_all(dir);
+}

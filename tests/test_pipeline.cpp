@@ -581,3 +581,40 @@ TEST_CASE("training augmentation: random resized crop and flip keep shape and ra
   const auto flat = torch::full({2, 1, 8, 8}, 0.25);
   CHECK(torch::allclose(random_resized_crop_flip(flat, g1), flat));
 }
+
+TEST_CASE("training resumed from an epoch checkpoint ends with the weights of an uninterrupted run") {
+  const auto spec = resolve_pipeline_spec(parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml",
+                                          {"backbone.train.epochs=3", "backbone.train.augment=crop_flip",
+                                           "backbone.train.lr_milestones=[2]"},
+                                          loader());
+  const auto data = loader().create<Dataset>(spec.dataset)->load();
+  auto fresh = [&] {
+    auto model = loader().create<Backbone>(spec.backbone);
+    model->init({1, 12, 12}, 11);
+    return model;
+  };
+  auto full = fresh();
+  std::vector<TrainCheckpoint> checkpoints;
+  std::vector<NamedTensors> weights;
+  train_backbone(*full, data.train, full->train_config(), 21, {}, nullptr, [&](const TrainCheckpoint& c) {
+    checkpoints.push_back(c);
+    NamedTensors copy;
+    for (const auto& [name, t] : full->state()) copy.emplace_back(name, t.detach().clone());
+    weights.push_back(copy);
+  });
+  REQUIRE(checkpoints.size() == 3);
+  CHECK(checkpoints[0].epochs_done == 1);
+  // "Killed" after epoch 1: a new process restores the weights and the checkpoint.
+  auto resumed = fresh();
+  {
+    torch::NoGradGuard no_grad;
+    auto live = resumed->state();
+    for (std::size_t i = 0; i < live.size(); ++i) live[i].second.copy_(weights[0][i].second);
+  }
+  train_backbone(*resumed, data.train, resumed->train_config(), 21, {}, &checkpoints[0]);
+  const auto a = full->state(), b = resumed->state();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    INFO(a[i].first);
+    CHECK(torch::equal(a[i].second, b[i].second));
+  }
+}

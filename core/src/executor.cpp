@@ -17,6 +17,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "rguard/adversarial.hpp"
@@ -51,6 +52,7 @@ constexpr const char* kBackboneStage = "backbone";
 constexpr const char* kEmbeddingStage = "embeddings";
 constexpr const char* kSampleStage = "samples";
 constexpr const char* kAuditStage = "audit";
+constexpr const char* kCheckpointStage = "checkpoint";  // training in progress (same key as the backbone)
 
 // What a dataset plugin delivered, shared by every point with the same dataset spec.
 struct LoadedData {
@@ -295,12 +297,45 @@ void prepare_backbone(Session& s, Model& m) {
   if (config.epochs > 0 && m.data->data.train.size() == 0)
     throw Error(fmt::format("{}: backbone.train.epochs is {} but the dataset has no train split; set it to 0",
                             m.spec->file, config.epochs));
+  // A run killed while training resumes from its last finished epoch.
+  std::optional<TrainCheckpoint> resume;
+  if (!forced && config.epochs > 0)
+    if (auto entry = s.cache.open(kCheckpointStage, m.key)) {
+      try {
+        restore_weights(*entry, backbone);
+        TrainCheckpoint c;
+        c.epochs_done = entry->attribute_int("/", "epochs_done");
+        c.beta = entry->attribute_double("/", "beta");
+        const auto optimiser = entry->read<std::uint8_t>("/optimiser");
+        c.optimiser.assign(optimiser.begin(), optimiser.end());
+        c.generator = entry->read<std::uint8_t>("/generator");
+        if (c.epochs_done < config.epochs) resume = std::move(c);
+      } catch (const Error& e) {
+        if (s.log) *s.log << "warning: " << e.what() << "; training from the start\n";
+      }
+      if (!resume) {
+        backbone.init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
+        backbone.to(s.device);
+      }
+    }
   Progress progress(s.log ? *s.log : std::cerr, "train", "images", 1, s.log != nullptr);
-  train_backbone(backbone, m.data->data.train, config, derive_seed(m.spec->seed, "backbone/train"),
-                 [&](std::int64_t done, std::int64_t total, double loss) {
-                   progress.set_total(total);
-                   progress.update(done, fmt::format("loss {:.4f}", loss));
-                 });
+  train_backbone(
+      backbone, m.data->data.train, config, derive_seed(m.spec->seed, "backbone/train"),
+      [&](std::int64_t done, std::int64_t total, double loss) {
+        progress.set_total(total);
+        progress.update(done, fmt::format("loss {:.4f}", loss));
+      },
+      resume ? &*resume : nullptr,
+      [&](const TrainCheckpoint& c) {
+        s.cache.publish(kCheckpointStage, m.key, [&](H5File& file) {
+          store_weights(file, backbone);
+          const std::vector<std::uint8_t> optimiser(c.optimiser.begin(), c.optimiser.end());
+          file.write("/optimiser", optimiser);
+          file.write("/generator", c.generator);
+          file.set_attribute("/", "epochs_done", c.epochs_done);
+          file.set_attribute("/", "beta", c.beta);
+        });
+      });
   progress.finish();
   backbone.set_training(false);
   m.weights_hash = hash_weights(backbone);
@@ -308,8 +343,10 @@ void prepare_backbone(Session& s, Model& m) {
     store_weights(file, backbone);
     file.set_attribute("/", "weights_hash", m.weights_hash);
   });
-  s.report({m.spec->point, "backbone", "computed", seconds_since(start), m.key,
-            fmt::format("{}, {} epoch(s) of training", m.spec->backbone.plugin, config.epochs)});
+  s.report({m.spec->point, "backbone", resume ? "resumed" : "computed", seconds_since(start), m.key,
+            resume ? fmt::format("{}, training resumed after epoch {} of {}", m.spec->backbone.plugin, resume->epochs_done,
+                                 config.epochs)
+                   : fmt::format("{}, {} epoch(s) of training", m.spec->backbone.plugin, config.epochs)});
 }
 
 bool try_read_embeddings(const Session& s, Model& m) {

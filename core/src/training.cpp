@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <map>
+#include <sstream>
 
 #include "rguard/backbone.hpp"
 #include "rguard/error.hpp"
@@ -105,7 +106,7 @@ at::Tensor random_resized_crop_flip(const at::Tensor& images, at::Generator& gen
 }
 
 void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config, std::uint64_t seed,
-                    const TrainProgress& progress) {
+                    const TrainProgress& progress, const TrainCheckpoint* resume, const CheckpointSink& checkpoint) {
   if (config.epochs == 0) return;
   const auto labels_cpu = train.labels.to(torch::kCPU).contiguous();
   std::map<std::int64_t, std::vector<std::int64_t>> by_class;
@@ -129,12 +130,25 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
   groups.emplace_back(std::vector<torch::Tensor>{beta},
                       std::make_unique<torch::optim::AdamOptions>(torch::optim::AdamOptions(config.beta_lr)));
   torch::optim::Adam optimiser(std::move(groups), torch::optim::AdamOptions(config.lr));
+  std::int64_t first_epoch = 0;
+  if (resume) {
+    first_epoch = resume->epochs_done;
+    {
+      torch::NoGradGuard no_grad;
+      beta.fill_(resume->beta);
+    }
+    torch::serialize::InputArchive archive;
+    std::istringstream bytes(resume->optimiser);
+    archive.load_from(bytes);
+    optimiser.load(archive);
+    generator.set_state(torch::tensor(std::vector<std::uint8_t>(resume->generator.begin(), resume->generator.end()), torch::kUInt8));
+  }
 
   const auto device = backbone.state().empty() ? torch::Device(torch::kCPU) : backbone.state().front().second.device();
   backbone.set_training(true);
   const std::int64_t total = config.epochs * batches_per_epoch * classes_per_batch * per_class;
-  std::int64_t seen = 0;
-  for (std::int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+  std::int64_t seen = first_epoch * batches_per_epoch * classes_per_batch * per_class;
+  for (std::int64_t epoch = first_epoch; epoch < config.epochs; ++epoch) {
     for (std::int64_t step = 0; step < batches_per_epoch; ++step) {
       // Class-balanced batch: classes without replacement, images with replacement.
       auto class_order = torch::randperm(static_cast<std::int64_t>(class_ids.size()), generator);
@@ -178,6 +192,19 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
     if (std::find(config.lr_milestones.begin(), config.lr_milestones.end(), epoch + 1) != config.lr_milestones.end()) {
       auto& options = static_cast<torch::optim::AdamOptions&>(optimiser.param_groups()[0].options());
       options.lr(options.lr() * config.lr_gamma);
+    }
+    if (checkpoint) {
+      TrainCheckpoint state;
+      state.epochs_done = epoch + 1;
+      state.beta = beta.item<double>();
+      torch::serialize::OutputArchive archive;
+      optimiser.save(archive);
+      std::ostringstream bytes;
+      archive.save_to(bytes);
+      state.optimiser = bytes.str();
+      const auto g = generator.get_state().contiguous();
+      state.generator.assign(g.data_ptr<std::uint8_t>(), g.data_ptr<std::uint8_t>() + g.numel());
+      checkpoint(state);
     }
   }
   backbone.set_training(false);

@@ -45,7 +45,22 @@ using TrainProgress = std::function<void(std::int64_t, std::int64_t, double)>;
 // transform of deep metric learning), drawn from `generator`. Pixels stay in [0, 1].
 at::Tensor random_resized_crop_flip(const at::Tensor& images, at::Generator& generator);
 
+// What training needs to continue exactly where it stopped, beside the backbone's own
+// weights: epochs done, the optimiser's state (Adam moments and steps), beta, and the
+// state of the generator that draws batches, noise and augmentations.
+struct TrainCheckpoint {
+  std::int64_t epochs_done = 0;
+  std::string optimiser;                // torch::serialize archive
+  std::vector<std::uint8_t> generator;  // CPU generator state
+  double beta = 0;
+};
+using CheckpointSink = std::function<void(const TrainCheckpoint&)>;
+
+// Trains for config.epochs, or for the epochs `resume` has not done yet (the backbone
+// then already holds the checkpoint's weights); calls `checkpoint` after every epoch.
+// Resuming gives the same weights as an uninterrupted run.
 void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config,
-                    std::uint64_t seed, const TrainProgress& progress);
+                    std::uint64_t seed, const TrainProgress& progress, const TrainCheckpoint* resume = nullptr,
+                    const CheckpointSink& checkpoint = {});
 
 }  // namespace rguard
