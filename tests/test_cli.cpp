@@ -332,9 +332,15 @@ TEST_CASE("paper_cub.yaml at toy scale on a generated CUB-200-2011 archive") {
   auto out = rguard(run);
   INFO(out.text);
   CHECK(out.status == 0);
-  CHECK(contains(out.text, "CUB-200-2011: train 8 (classes <= 100), eval 8 images"));
+  CHECK(contains(out.text, "CUB-200-2011 (classes <= 100 train): train 8, eval 8 images"));
   CHECK(contains(out.text, "map@r"));
   CHECK(fs::exists(dir / "out" / "paper_cub" / "certificates.csv"));
+  CHECK(contains(out.text, "[dataset     ] computed"));
+  // The decoded images are cached; the data fingerprint (and so every later key) is unchanged.
+  out = rguard(run);
+  CHECK(contains(out.text, "[dataset     ] reused"));
+  CHECK(contains(out.text, "[backbone    ] reused"));
+  CHECK(contains(out.text, "[samples     ] reused"));
 
   // An unreadable file is named; with on_error: skip it is left out and listed.
   std::ofstream(root / "images" / "101.Class_101" / "img_0.jpg") << "not a JPEG";
@@ -406,7 +412,7 @@ TEST_CASE("paper_cars.yaml at toy scale on a generated Cars196 archive (cars_ann
                     root.string() + " --set output=" + (dir / "out").string() + kToyScale);
   INFO(out.text);
   CHECK(out.status == 0);
-  CHECK(contains(out.text, "Cars196: train 6 (classes <= 98), eval 6 images"));
+  CHECK(contains(out.text, "Cars196 (classes <= 98 train): train 6, eval 6 images"));
   fs::remove_all(dir);
 }
 

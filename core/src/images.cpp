@@ -6,9 +6,11 @@
 #include <tbb/parallel_for.h>
 #include <torch/types.h>
 
+#include <filesystem>
 #include <mutex>
 
 #include "rguard/error.hpp"
+#include "rguard/hash.hpp"
 
 namespace rguard {
 
@@ -116,6 +118,37 @@ ImageSet load_images(const ImageList& list, const ImageTransform& t, bool skip_u
     set.labels[static_cast<std::int64_t>(k)] = list.labels[i];
   }
   return set;
+}
+
+ImageListDataset::ImageListDataset(const Params& params)
+    : transform_(parse_image_transform(params)), skip_(params.get_string("on_error") == "skip") {}
+
+RetrievalData ImageListDataset::load() {
+  const Lists l = lists();
+  std::vector<std::string> skipped;
+  auto train = load_images(l.train, transform_, skip_, &skipped);
+  auto eval = load_images(l.eval, transform_, skip_, &skipped);
+  for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
+  std::string description = fmt::format("{}: train {}, eval {} images{}", l.description, train.size(), eval.size(),
+                                        skipped.empty() ? "" : fmt::format(" ({} unreadable skipped)", skipped.size()));
+  return leave_one_out(std::move(train), std::move(eval), std::move(description));
+}
+
+std::string ImageListDataset::source_fingerprint() const {
+  const Lists l = lists();
+  Hasher h;
+  h.u64(static_cast<std::uint64_t>(transform_.channels)).u64(static_cast<std::uint64_t>(transform_.resize))
+      .u64(static_cast<std::uint64_t>(transform_.crop)).u64(skip_);
+  for (const ImageList* list : {&l.train, &l.eval}) {
+    h.u64(list->paths.size());
+    for (std::size_t i = 0; i < list->paths.size(); ++i) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(list->paths[i], ec);
+      const auto time = std::filesystem::last_write_time(list->paths[i], ec).time_since_epoch().count();
+      h.text(list->paths[i]).u64(ec ? 0 : size).u64(static_cast<std::uint64_t>(time)).u64(static_cast<std::uint64_t>(list->labels[i]));
+    }
+  }
+  return h.hex();
 }
 
 RetrievalData leave_one_out(ImageSet train, ImageSet eval, std::string description) {

@@ -40,20 +40,18 @@ double number_field(matvar_t* annotations, const char* name, std::size_t index, 
   }
 }
 
-class Cars196 final : public rguard::Dataset {
+class Cars196 final : public rguard::ImageListDataset {
  public:
   explicit Cars196(const rguard::Params& p)
-      : root_(p.get_string("root")),
-        last_train_(p.get_int("last_train_class")),
-        transform_(rguard::parse_image_transform(p)),
-        skip_(p.get_string("on_error") == "skip") {}
+      : ImageListDataset(p), root_(p.get_string("root")), last_train_(p.get_int("last_train_class")) {}
 
-  rguard::RetrievalData load() override {
+ private:
+  Lists lists() const override {
     const std::string file = root_ + "/cars_annos.mat";
     mat_t* mat = Mat_Open(file.c_str(), MAT_ACC_RDONLY);
     if (!mat)
       throw Error(fmt::format("{}: cannot open; dataset.root must be the folder with cars_annos.mat and car_ims/", file));
-    rguard::ImageList train, eval;
+    Lists l;
     matvar_t* annotations = Mat_VarRead(mat, "annotations");
     try {
       if (!annotations || annotations->class_type != MAT_C_STRUCT)
@@ -62,7 +60,7 @@ class Cars196 final : public rguard::Dataset {
       for (int d = 0; d < annotations->rank; ++d) count *= annotations->dims[d];
       for (std::size_t i = 0; i < count; ++i) {
         const auto label = static_cast<std::int64_t>(number_field(annotations, "class", i, file));
-        auto& list = label <= last_train_ ? train : eval;
+        auto& list = label <= last_train_ ? l.train : l.eval;
         list.paths.push_back(root_ + "/" + char_field(annotations, "relative_im_path", i, file));
         list.labels.push_back(label);
       }
@@ -73,20 +71,12 @@ class Cars196 final : public rguard::Dataset {
     }
     Mat_VarFree(annotations);
     Mat_Close(mat);
-    std::vector<std::string> skipped;
-    auto train_set = rguard::load_images(train, transform_, skip_, &skipped);
-    auto eval_set = rguard::load_images(eval, transform_, skip_, &skipped);
-    for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
-    return rguard::leave_one_out(std::move(train_set), std::move(eval_set),
-                                 fmt::format("Cars196: train {} (classes <= {}), eval {} images", train.paths.size(),
-                                             last_train_, eval.paths.size()));
+    l.description = fmt::format("Cars196 (classes <= {} train)", last_train_);
+    return l;
   }
 
- private:
   std::string root_;
   std::int64_t last_train_;
-  rguard::ImageTransform transform_;
-  bool skip_;
 };
 
 std::vector<rguard::ParamSpec> schema() {

@@ -32,40 +32,30 @@ std::map<std::int64_t, std::string> read_pairs(const std::string& path) {
   return out;
 }
 
-class Cub200 final : public rguard::Dataset {
+class Cub200 final : public rguard::ImageListDataset {
  public:
   explicit Cub200(const rguard::Params& p)
-      : root_(p.get_string("root")),
-        last_train_(p.get_int("last_train_class")),
-        transform_(rguard::parse_image_transform(p)),
-        skip_(p.get_string("on_error") == "skip") {}
+      : ImageListDataset(p), root_(p.get_string("root")), last_train_(p.get_int("last_train_class")) {}
 
-  rguard::RetrievalData load() override {
+ private:
+  Lists lists() const override {
     const auto images = read_pairs(root_ + "/images.txt");
     const auto labels = read_pairs(root_ + "/image_class_labels.txt");
-    rguard::ImageList train, eval;
+    Lists l;
     for (const auto& [id, path] : images) {
       auto it = labels.find(id);
       if (it == labels.end()) throw rguard::Error(fmt::format("{}/image_class_labels.txt: no class for image {}", root_, id));
       const std::int64_t label = std::stoll(it->second);
-      auto& list = label <= last_train_ ? train : eval;
+      auto& list = label <= last_train_ ? l.train : l.eval;
       list.paths.push_back(root_ + "/images/" + path);
       list.labels.push_back(label);
     }
-    std::vector<std::string> skipped;
-    auto train_set = rguard::load_images(train, transform_, skip_, &skipped);
-    auto eval_set = rguard::load_images(eval, transform_, skip_, &skipped);
-    for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
-    return rguard::leave_one_out(std::move(train_set), std::move(eval_set),
-                                 fmt::format("CUB-200-2011: train {} (classes <= {}), eval {} images", train.paths.size(),
-                                             last_train_, eval.paths.size()));
+    l.description = fmt::format("CUB-200-2011 (classes <= {} train)", last_train_);
+    return l;
   }
 
- private:
   std::string root_;
   std::int64_t last_train_;
-  rguard::ImageTransform transform_;
-  bool skip_;
 };
 
 std::vector<rguard::ParamSpec> schema() {

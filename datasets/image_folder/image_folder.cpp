@@ -20,16 +20,16 @@ bool is_image(const fs::path& p) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
-class ImageFolder final : public rguard::Dataset {
+class ImageFolder final : public rguard::ImageListDataset {
  public:
   explicit ImageFolder(const rguard::Params& p)
-      : root_(p.get_string("root")),
+      : ImageListDataset(p),
+        root_(p.get_string("root")),
         fraction_(p.get_float("train_fraction")),
-        per_class_(p.get_int("max_per_class")),
-        transform_(rguard::parse_image_transform(p)),
-        skip_(p.get_string("on_error") == "skip") {}
+        per_class_(p.get_int("max_per_class")) {}
 
-  rguard::RetrievalData load() override {
+ private:
+  Lists lists() const override {
     std::error_code ec;
     if (!fs::is_directory(root_, ec))
       throw rguard::Error(fmt::format("{}: not a folder (dataset.root: one sub-folder of images per class)", root_));
@@ -39,35 +39,26 @@ class ImageFolder final : public rguard::Dataset {
     std::sort(classes.begin(), classes.end());
     if (classes.size() < 2) throw rguard::Error(fmt::format("{}: found {} class folders, need at least 2", root_, classes.size()));
     const auto train_count = static_cast<std::size_t>(std::lround(fraction_ * static_cast<double>(classes.size())));
-    rguard::ImageList train, eval;
+    Lists l;
     for (std::size_t c = 0; c < classes.size(); ++c) {
       std::vector<fs::path> files;
       for (const auto& item : fs::directory_iterator(classes[c]))
         if (item.is_regular_file() && is_image(item.path())) files.push_back(item.path());
       std::sort(files.begin(), files.end());
       if (per_class_ > 0 && files.size() > static_cast<std::size_t>(per_class_)) files.resize(static_cast<std::size_t>(per_class_));
-      auto& list = c < train_count ? train : eval;
+      auto& list = c < train_count ? l.train : l.eval;
       for (const auto& f : files) {
         list.paths.push_back(f.string());
         list.labels.push_back(static_cast<std::int64_t>(c));
       }
     }
-    std::vector<std::string> skipped;
-    auto train_set = rguard::load_images(train, transform_, skip_, &skipped);
-    auto eval_set = rguard::load_images(eval, transform_, skip_, &skipped);
-    for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
-    return rguard::leave_one_out(std::move(train_set), std::move(eval_set),
-                                 fmt::format("{}: {} classes ({} train), train {} / eval {} images{}", root_, classes.size(),
-                                             train_count, train.paths.size(), eval.paths.size(),
-                                             skipped.empty() ? "" : fmt::format(", {} unreadable skipped", skipped.size())));
+    l.description = fmt::format("{}: {} classes, the first {} train", root_, classes.size(), train_count);
+    return l;
   }
 
- private:
   std::string root_;
   double fraction_;
   std::int64_t per_class_;
-  rguard::ImageTransform transform_;
-  bool skip_;
 };
 
 std::vector<rguard::ParamSpec> schema() {

@@ -35,31 +35,19 @@ rguard::ImageList read_list(const std::string& root, const std::string& file, st
   return list;
 }
 
-class Sop final : public rguard::Dataset {
+class Sop final : public rguard::ImageListDataset {
  public:
   explicit Sop(const rguard::Params& p)
-      : root_(p.get_string("root")),
-        max_images_(p.get_int("max_images")),
-        transform_(rguard::parse_image_transform(p)),
-        skip_(p.get_string("on_error") == "skip") {}
-
-  rguard::RetrievalData load() override {
-    const auto train = read_list(root_, "Ebay_train.txt", max_images_);
-    const auto eval = read_list(root_, "Ebay_test.txt", max_images_);
-    std::vector<std::string> skipped;
-    auto train_set = rguard::load_images(train, transform_, skip_, &skipped);
-    auto eval_set = rguard::load_images(eval, transform_, skip_, &skipped);
-    for (const auto& s : skipped) fmt::print(stderr, "warning: skipped {}\n", s);
-    return rguard::leave_one_out(std::move(train_set), std::move(eval_set),
-                                 fmt::format("Stanford Online Products: train {}, eval {} images", train.paths.size(),
-                                             eval.paths.size()));
-  }
+      : ImageListDataset(p), root_(p.get_string("root")), max_images_(p.get_int("max_images")) {}
 
  private:
+  Lists lists() const override {
+    return {read_list(root_, "Ebay_train.txt", max_images_), read_list(root_, "Ebay_test.txt", max_images_),
+            "Stanford Online Products"};
+  }
+
   std::string root_;
   std::int64_t max_images_;
-  rguard::ImageTransform transform_;
-  bool skip_;
 };
 
 std::vector<rguard::ParamSpec> schema() {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rguard/data.hpp"
+#include "rguard/dataset.hpp"
 #include "rguard/params.hpp"
 
 namespace rguard {
@@ -30,6 +31,27 @@ ImageTransform parse_image_transform(const Params& params);
 // is left out and named in `skipped`.
 ImageSet load_images(const ImageList& list, const ImageTransform& transform, bool skip_unreadable,
                      std::vector<std::string>* skipped);
+
+// Base of the image-file data sets: a subclass lists the train and evaluation files; this
+// decodes them (skipping unreadable ones on request), builds the leave-one-out protocol and
+// fingerprints the files for the decoded-image cache.
+class ImageListDataset : public Dataset {
+ public:
+  explicit ImageListDataset(const Params& params);
+  RetrievalData load() override;
+  std::string source_fingerprint() const override;
+
+ protected:
+  struct Lists {
+    ImageList train, eval;
+    std::string description;  // e.g. "CUB-200-2011: classes 1-100 train"
+  };
+  virtual Lists lists() const = 0;
+
+ private:
+  ImageTransform transform_;
+  bool skip_;
+};
 
 // The evaluation set as both query set and gallery, each query excluding itself.
 RetrievalData leave_one_out(ImageSet train, ImageSet eval, std::string description);
