@@ -130,11 +130,6 @@ bool H5File::exists(const std::string& object) const {
   }
 }
 
-void H5File::create_group(const std::string& group) {
-  std::lock_guard lock(hdf5_lock());
-  create_parents(id_, group + "/");
-}
-
 template <class T>
 void H5File::write(const std::string& dataset, const T* data, const std::vector<std::uint64_t>& shape) {
   std::lock_guard lock(hdf5_lock());
@@ -149,23 +144,6 @@ void H5File::write(const std::string& dataset, const T* data, const std::vector<
   for (auto d : shape) count *= d;
   if (count > 0 && H5Dwrite(set.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     fail(path_, dataset, "write failed (disk full?)");
-}
-
-void H5File::write_strings(const std::string& dataset, const std::vector<std::string>& values) {
-  std::lock_guard lock(hdf5_lock());
-  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  hsize_t n = values.size();
-  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  create_parents(id_, dataset);
-  Handle dcpl = dataset_properties();
-  Handle set(H5Dcreate2(id_, dataset.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
-  if (!set.ok()) fail(path_, dataset, "cannot create the dataset");
-  std::vector<const char*> pointers;
-  for (const auto& v : values) pointers.push_back(v.c_str());
-  if (n > 0 && H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, pointers.data()) < 0)
-    fail(path_, dataset, "write failed");
 }
 
 template <class T>

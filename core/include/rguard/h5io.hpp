@@ -31,11 +31,9 @@ class H5File {
   void write(const std::string& dataset, const std::vector<T>& data) {
     write(dataset, data.data(), {data.size()});
   }
-  void write_strings(const std::string& dataset, const std::vector<std::string>& values);
   template <class T>
   std::vector<T> read(const std::string& dataset, std::vector<std::uint64_t>* shape = nullptr) const;
 
-  void create_group(const std::string& group);
   // Attributes on a group or dataset ("/" for the file).
   void set_attribute(const std::string& object, const std::string& name, double value);
   void set_attribute(const std::string& object, const std::string& name, std::int64_t value);
