@@ -80,15 +80,9 @@ namespace {
 // The content checksum kept beside each entry (<key>.sum): a damaged or foreign file is
 // rejected before the HDF5 library parses a byte of it.
 std::string file_checksum(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot read", path));
-  Hasher h(0x5eed);
-  std::vector<char> buffer(1 << 16);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    h.bytes(buffer.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  return h.hex();
+  auto sum = hash_file(path, 0x5eed);
+  if (!sum) throw Error(fmt::format("{}: cannot read", path));
+  return *sum;
 }
 
 std::string read_small_file(const std::string& path) {

@@ -1,6 +1,8 @@
 #include "rguard/hash.hpp"
 
 #include <cstring>
+#include <fstream>
+#include <vector>
 
 namespace rguard {
 
@@ -46,6 +48,18 @@ std::string to_hex(std::uint64_t value) {
   std::string out(16, '0');
   for (int i = 15; i >= 0; --i, value >>= 4) out[static_cast<std::size_t>(i)] = digits[value & 15];
   return out;
+}
+
+std::optional<std::string> hash_file(const std::string& path, std::uint64_t seed) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  Hasher h(seed);
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    h.bytes(buffer.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  return h.hex();
 }
 
 std::uint64_t derive_seed(std::uint64_t seed, std::string_view purpose) {

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,8 @@ class Hasher {
 };
 
 std::string to_hex(std::uint64_t value);
+// Hash of a file's bytes; nullopt when it cannot be opened.
+std::optional<std::string> hash_file(const std::string& path, std::uint64_t seed = 0x9e3779b97f4a7c15ULL);
 // A seed for one purpose ("noise", "train", ...) derived from the run's seed.
 std::uint64_t derive_seed(std::uint64_t seed, std::string_view purpose);
 

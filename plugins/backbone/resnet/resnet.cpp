@@ -109,18 +109,12 @@ class ResNet final : public rguard::Backbone {
     if (mean_.size() != 3 || std_.size() != 3)
       throw Error("backbone.input_mean and backbone.input_std: expected three values (RGB)");
     if (!weights_.empty()) {
-      std::ifstream in(weights_, std::ios::binary);
-      if (!in)
+      auto hash = rguard::hash_file(weights_);
+      if (!hash)
         throw Error(fmt::format("{}: weights file not found (backbone.weights; docs/models-and-data.md says how to "
                                 "export torchvision's ImageNet weights)",
                                 weights_));
-      rguard::Hasher h;
-      std::vector<char> buffer(1 << 16);
-      while (in) {
-        in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-        h.bytes(buffer.data(), static_cast<std::size_t>(in.gcount()));
-      }
-      fingerprint_ = h.hex();
+      fingerprint_ = *hash;
     }
   }
 

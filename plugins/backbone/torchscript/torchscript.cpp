@@ -31,18 +31,12 @@ class TorchScriptBackbone final : public rguard::Backbone {
       throw Error(fmt::format("backbone.input_shape: expected [channels, height, width], got {} values", input_.size()));
     if (mean_.size() != std_.size())
       throw Error("backbone.input_mean and backbone.input_std must have the same length (one value, or one per channel)");
-    std::ifstream in(file_, std::ios::binary);
-    if (!in)
+    auto hash = rguard::hash_file(file_);
+    if (!hash)
       throw Error(fmt::format("{}: TorchScript model not found (backbone.file; save one with torch.jit.save, see "
                               "docs/models-and-data.md)",
                               file_));
-    rguard::Hasher h;
-    std::vector<char> buffer(1 << 16);
-    while (in) {
-      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-      h.bytes(buffer.data(), static_cast<std::size_t>(in.gcount()));
-    }
-    fingerprint_ = h.hex();
+    fingerprint_ = *hash;
   }
 
   std::string fingerprint() const override { return fingerprint_; }
