@@ -1,0 +1,145 @@
+// The state of one run, shared by the executor's files (executor.cpp: stages and the
+// block graph; audit_run.cpp: attacks and the soundness audit). Internal to rguard_core.
+#pragma once
+
+#include <torch/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "rguard/attack.hpp"
+#include "rguard/backbone.hpp"
+#include "rguard/cache.hpp"
+#include "rguard/certifier.hpp"
+#include "rguard/dataset.hpp"
+#include "rguard/executor.hpp"
+#include "rguard/loader.hpp"
+#include "rguard/metric.hpp"
+#include "rguard/noise.hpp"
+#include "rguard/spec.hpp"
+
+namespace rguard::run {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Cache stages, in pipeline order (the order --force uses).
+inline constexpr const char* kBackboneStage = "backbone";
+inline constexpr const char* kEmbeddingStage = "embeddings";
+inline constexpr const char* kSampleStage = "samples";
+inline constexpr const char* kAuditStage = "audit";
+inline constexpr const char* kCheckpointStage = "checkpoint";  // training in progress (same key as the backbone)
+
+// What a dataset plugin delivered, shared by every point with the same dataset spec.
+struct LoadedData {
+  RetrievalData data;
+  std::string fingerprint;
+  std::vector<std::int64_t> gallery_label, query_label, query_gallery_index;
+  ImageShape shape() const {
+    const auto& s = data.gallery.images.sizes();
+    return {s[1], s[2], s[3]};
+  }
+};
+
+// A trained (or loaded) backbone and its clean embeddings, shared by every point with
+// the same backbone key (a backbone certified at several sigmas).
+struct Model {
+  std::shared_ptr<Backbone> backbone;
+  const PipelineSpec* spec = nullptr;  // the first point that asked for it
+  LoadedData* data = nullptr;
+  std::string key, weights_hash, embedding_key;
+  std::int64_t dim = 0;
+  std::vector<float> gallery_embedding, query_embedding;
+  GalleryView gallery() const {
+    return {gallery_embedding.data(), data->gallery_label.data(), static_cast<std::int64_t>(data->gallery_label.size()), dim};
+  }
+};
+
+struct Point;
+
+// One unit of streaming, caching and resume: a few queries of one point.
+struct Block {
+  Point* point = nullptr;
+  std::vector<std::int64_t> rows;  // rows of the dataset's query set
+  std::string key;
+  bool cached = false;
+  CacheLock lock;            // held while this process computes the block
+  std::vector<double> sums;  // [rows x dim], sum over samples of f(x + delta) / ||f||
+  double seconds = 0;
+  std::vector<Certificate> certificates;
+};
+
+struct Point {
+  const SweepPoint* sweep = nullptr;
+  const PipelineSpec* spec = nullptr;
+  std::shared_ptr<Dataset> dataset;
+  std::shared_ptr<Backbone> backbone;
+  std::shared_ptr<Noise> noise;
+  std::shared_ptr<Certifier> certifier;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  std::vector<std::shared_ptr<Attack>> attacks;
+  LoadedData* data = nullptr;
+  Model* model = nullptr;
+  std::string sample_key;
+  std::vector<Block> blocks;
+  std::int64_t reused_blocks = 0;
+};
+
+// Everything one run (or `rguard show`) knows.
+struct Session {
+  const ExperimentSpec& spec;
+  const PluginLoader& loader;
+  std::ostream* log;
+  Cache cache;
+  torch::Device device{torch::kCPU};
+  int threads = 1;
+  int force = 99;  // stages at or after this index are recomputed
+  std::map<std::string, std::unique_ptr<LoadedData>> datasets;
+  std::map<std::string, std::unique_ptr<Model>> models;
+  std::vector<std::unique_ptr<Point>> points;
+  std::vector<StageReport> stages;
+  std::mutex report_lock;
+  std::mutex torch_lock;  // one LibTorch-heavy task at a time: torch owns the cores
+
+  Session(const ExperimentSpec& s, const PluginLoader& l, std::ostream* out)
+      : spec(s), loader(l), log(out), cache(s.cache_root) {}
+
+  bool forced(const char* stage) const {
+    const auto& order = forceable_stages();
+    return std::find(order.begin(), order.end(), stage) - order.begin() >= force;
+  }
+
+  void report(StageReport r) {
+    std::lock_guard lock(report_lock);
+    if (log) {
+      const bool many = spec.points.size() > 1;
+      *log << fmt::format("[{:<12}] {:<9} {:>7}  {}{}{}\n", r.stage, r.status, fmt::format("{:.1f} s", r.seconds),
+                          many && !r.point.empty() ? r.point + ": " : "", r.detail,
+                          r.key.empty() ? "" : fmt::format("  (key {})", r.key.substr(0, 12)))
+           << std::flush;
+    }
+    stages.push_back(std::move(r));
+  }
+};
+
+// Streams n noisy copies of each image through the point's backbone and sums the unit
+// embeddings in double precision, in sample order (executor.cpp).
+void accumulate_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
+                        const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
+                        std::vector<double>& sums, std::atomic<std::int64_t>* samples_done);
+
+// Attacks the point's certified queries and audits their certificates (audit_run.cpp).
+std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& point);
+
+}  // namespace rguard::run
