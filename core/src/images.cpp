@@ -14,8 +14,8 @@
 
 namespace rguard {
 
-std::vector<ParamSpec> image_param_specs() {
-  return {
+std::vector<ParamSpec> with_image_params(std::vector<ParamSpec> own) {
+  const std::vector<ParamSpec> image{
       {.name = "resize", .type = ParamType::Int, .default_value = "256",
        .doc = "shorter side after resizing (0 = keep the file's size)", .min = 0},
       {.name = "crop", .type = ParamType::Int, .default_value = "224", .doc = "centre crop side (0 = no crop)", .min = 0},
@@ -23,6 +23,8 @@ std::vector<ParamSpec> image_param_specs() {
       {.name = "on_error", .type = ParamType::String, .default_value = "fail",
        .doc = "an unreadable image file: fail (naming it) or skip it (and list it)", .choices = "fail|skip"},
   };
+  own.insert(own.end(), image.begin(), image.end());
+  return own;
 }
 
 ImageTransform parse_image_transform(const Params& p) {

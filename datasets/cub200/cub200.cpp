@@ -59,14 +59,12 @@ class Cub200 final : public rguard::ImageListDataset {
 };
 
 std::vector<rguard::ParamSpec> schema() {
-  std::vector<rguard::ParamSpec> specs{
+  return rguard::with_image_params({
       {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr,
        .doc = "the CUB_200_2011 folder (images.txt, image_class_labels.txt, images/)"},
       {.name = "last_train_class", .type = rguard::ParamType::Int, .default_value = "100",
        .doc = "classes 1..N train, the rest evaluate (the standard split is 100)", .min = 0},
-  };
-  for (auto& s : rguard::image_param_specs()) specs.push_back(s);
-  return specs;
+  });
 }
 
 }  // namespace

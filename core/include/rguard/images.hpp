@@ -23,8 +23,9 @@ struct ImageList {
   std::vector<std::int64_t> labels;
 };
 
-// The "resize", "crop", "channels", "on_error" parameters every image data set declares.
-std::vector<ParamSpec> image_param_specs();
+// A data set's own parameters followed by the "resize", "crop", "channels", "on_error"
+// parameters every image data set declares.
+std::vector<ParamSpec> with_image_params(std::vector<ParamSpec> own);
 ImageTransform parse_image_transform(const Params& params);
 
 // Decodes every file; an unreadable one is an Error naming it, or, with skip_unreadable,
