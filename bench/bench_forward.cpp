@@ -12,6 +12,7 @@
 
 #include "rguard/backbone.hpp"
 #include "rguard/loader.hpp"
+#include "rguard/process_tuning.hpp"
 #include "rguard/noise.hpp"
 #include "rguard/spec.hpp"
 
@@ -36,6 +37,7 @@ double rate(std::int64_t items, double seconds, F&& body) {
 int main(int argc, char** argv) {
   const std::int64_t batch = argc > 1 ? std::stoll(argv[1]) : 1000;
   const double seconds = argc > 2 ? std::stod(argv[2]) : 3.0;
+  rguard::tune_process();
   const int threads = static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(threads);
   PluginLoader loader;
@@ -58,13 +60,13 @@ certifier: {plugin: retrievalguard}
     backbone->forward(images);
   });
   const double noise_rate = rate(batch, seconds, [&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, batch, 8), [&](const auto& r) {
-      for (std::int64_t i = r.begin(); i < r.end(); ++i) noise->sample(1, 0, i, 1, pixels, buffer.data() + i * pixels);
+    at::parallel_for(0, batch, 8, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) noise->sample(1, 0, i, 1, pixels, buffer.data() + i * pixels);
     });
   });
   const double both = rate(batch, seconds, [&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, batch, 8), [&](const auto& r) {
-      for (std::int64_t i = r.begin(); i < r.end(); ++i) noise->sample(1, 0, i, 1, pixels, buffer.data() + i * pixels);
+    at::parallel_for(0, batch, 8, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) noise->sample(1, 0, i, 1, pixels, buffer.data() + i * pixels);
     });
     c10::InferenceMode guard;
     backbone->forward(torch::from_blob(buffer.data(), {batch, 1, 28, 28}));

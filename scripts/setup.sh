@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ ninja-build ccache pkg-config zlib1g-dev
-  libopenblas0-pthread          # LibTorch's BLAS: ~26x faster matrix products than reference BLAS
+  libopenblas0-openmp           # LibTorch's BLAS: ~26x faster than reference BLAS; OpenMP build shares LibTorch's threads
   libtorch-dev libyaml-cpp-dev libhdf5-dev libtbb-dev libfmt-dev
   libboost-dev libboost-filesystem-dev doctest-dev libcli11-dev nlohmann-json3-dev
   libstb-dev                    # JPEG/PNG decoding of image-folder data sets
@@ -18,22 +18,40 @@ if [[ "${RGUARD_SETUP_EXTRA:-}" != "" ]]; then
   read -r -a extra <<<"$RGUARD_SETUP_EXTRA"; packages+=("${extra[@]}")
 fi
 
+# The system BLAS (libblas.so.3, which LibTorch links) must be OpenBLAS's OpenMP build: the
+# pthreads build, preferred by Debian when both are installed, keeps threads spinning that
+# halve sampling speed (docs/performance.md).
+select_openmp_blas() {
+  local dir=/usr/lib/x86_64-linux-gnu
+  [[ -f $dir/openblas-openmp/libblas.so.3 ]] || return 0
+  for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+    local name="$lib-x86_64-linux-gnu"
+    if [[ "$(update-alternatives --query "$name" 2>/dev/null | sed -n 's/^Value: //p')" != "$dir/openblas-openmp/$lib" ]]; then
+      $SUDO update-alternatives --quiet --set "$name" "$dir/openblas-openmp/$lib"
+    fi
+  done
+}
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
   [[ "$status" == installed ]] || missing+=("$p")
 done
 if ((${#missing[@]} == 0)); then
+  select_openmp_blas
   exit 0
 fi
 
 echo "setup: installing ${#missing[@]} missing Debian package(s): ${missing[*]}"
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-  SUDO=sudo
+if [[ $(id -u) -ne 0 && -z "$SUDO" ]]; then
+  echo "setup: need root (or sudo) to install: ${missing[*]}" >&2
+  exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+select_openmp_blas
 echo "setup: done"

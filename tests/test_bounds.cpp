@@ -64,6 +64,50 @@ TEST_CASE("rho = (1 + sqrt(2 ln(1/alpha))) / sqrt(n)") {
   CHECK(rguard::mcdiarmid_radius(1, 0.5) == doctest::Approx(2.177410022515474691).epsilon(1e-14));
 }
 
+// Reference values computed by a different method than the library's bisection: the
+// largest fixed point of the increasing map g(v) = 1 - max(0, ||F-hat|| - t(v))^2, reached
+// by iterating g from v = 1 (Python float64, the script is in docs/certificates.md).
+TEST_CASE("variance-adaptive rho: reference values") {
+  struct Row {
+    std::int64_t n;
+    double alpha, norm, rho;
+  };
+  for (const Row& r : {Row{100000, 1e-3, 0.913, 0.00522258215295}, Row{100000, 1e-3, 0.5, 0.0108043143851},
+                       Row{4000, 1e-3, 0.913, 0.030260509751}, Row{4000, 1e-3, 0.99, 0.0150324467319},
+                       Row{1000, 0.05, 0.7, 0.0691500940817}, Row{100000, 1e-3, 1.0, 0.000405319848576},
+                       Row{50, 1e-3, 0.9, 0.643900614868}, Row{25000, 1e-3, 0.913, 0.0108427467869}}) {
+    INFO("n " << r.n << " alpha " << r.alpha << " norm " << r.norm);
+    CHECK(rguard::bernstein_radius(r.n, r.alpha, r.norm) == doctest::Approx(r.rho).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("variance-adaptive rho: closed form when F-hat = 0 (no variance information)") {
+  // t(1) = a L/(3n) + sqrt((a L/(3n))^2 + 2 L/n), a = 2, L = ln(2/alpha); by hand for
+  // n = 1e5, alpha = 1e-3: L = 7.600902459542082, a L/(3n) = 5.067268306e-5.
+  CHECK(rguard::bernstein_radius(100000, 1e-3, 0.0) == doctest::Approx(0.0123803367868).epsilon(1e-9));
+  const double L = std::log(2000.0), lin = 2 * L / 3e5;
+  CHECK(rguard::bernstein_radius(100000, 1e-3, 0.0) == doctest::Approx(lin + std::sqrt(lin * lin + 2 * L / 1e5)).epsilon(1e-13));
+}
+
+TEST_CASE("variance-adaptive rho: below McDiarmid for n >= 200 and monotone") {
+  for (std::int64_t n : {200, 1000, 4000, 100000, 10000000}) {
+    double previous = 1e9;
+    for (double norm = 0.0; norm <= 1.0; norm += 0.01) {
+      const double rho = rguard::bernstein_radius(n, 1e-3, norm);
+      INFO("n " << n << " norm " << norm);
+      CHECK(rho < rguard::mcdiarmid_radius(n, 1e-3));
+      CHECK(rho <= previous);  // a larger ||F-hat|| leaves less room for variance
+      CHECK(rho > 0);
+      previous = rho;
+    }
+  }
+  // It scales like sqrt(v/n): a quarter of the samples at v = 1/4 matches v = 1.
+  CHECK(rguard::bernstein_radius(25000, 1e-3, 0.9) < rguard::mcdiarmid_radius(100000, 1e-3));
+  // Tiny n: the linear term a L/(3n) dominates; at alpha = 1e-3 the crossover is n = 47.
+  CHECK(rguard::bernstein_radius(46, 1e-3, 0.0) > rguard::mcdiarmid_radius(46, 1e-3));
+  CHECK(rguard::bernstein_radius(47, 1e-3, 0.0) < rguard::mcdiarmid_radius(47, 1e-3));
+}
+
 TEST_CASE("A B C on a two-item gallery (hand case 1)") {
   Case c{{{1, 0}, {0, 1}}, {0, 1}, {0.8, 0.2}, 0};
   const auto r = certified_radii(c.geometry(), 0.05, 0.5);

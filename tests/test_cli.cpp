@@ -66,7 +66,7 @@ TEST_CASE("docs/yaml-reference.md is what the plugins declare") {
 TEST_CASE("rguard plugins lists kinds parameters and defaults - a wrong kind is an error") {
   auto out = rguard("plugins noise");
   CHECK(out.status == 0);
-  CHECK(contains(out.text, "gaussian 1.0"));
+  CHECK(contains(out.text, "gaussian 1.1"));
   CHECK(contains(out.text, "sigma"));
   CHECK(!contains(out.text, "small_cnn"));
   out = rguard("plugins nosie");

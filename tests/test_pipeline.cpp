@@ -97,7 +97,8 @@ TEST_CASE("a tiny pipeline runs end to end and writes every output") {
   REQUIRE(result.points.size() == 1);
   const auto& point = result.points[0];
   CHECK(point.certificates.size() == 20);
-  CHECK(point.rho == doctest::Approx(mcdiarmid_radius(300, 0.01)));
+  for (const auto& c : point.certificates)  // the default bound: variance-adaptive, per query
+    CHECK(c.rho == doctest::Approx(bernstein_radius(300, 0.01, c.f_norm)).epsilon(1e-12));
   for (const char* name : {"recall@1", "recall@5", "smoothed_recall@1", "certified_recall@0", "abstain_rate"}) {
     const double v = metric(point, name);
     CHECK(v >= 0.0);
@@ -162,7 +163,19 @@ TEST_CASE("a tiny pipeline runs end to end and writes every output") {
     g.dot = dot.data();
     g.norm2 = norm2.data();
     g.gram_p = gram.data();
-    CHECK(certified_radii(g, point.rho, 0.25).b == doctest::Approx(radius_b[q]).epsilon(1e-9));
+    const double rho = bernstein_radius(300, 0.01, std::sqrt(g.f_norm2));
+    CHECK(certified_radii(g, rho, 0.25).b == doctest::Approx(radius_b[q]).epsilon(1e-9));
+  }
+
+  // The McDiarmid bound on the same samples: no forward pass, one rho for every query,
+  // and no certificate it gives is larger than the variance-adaptive one.
+  const auto mcdiarmid = ws.run({"certifier.bound=mcdiarmid"});
+  CHECK(status_of(mcdiarmid, "samples") == "reused");
+  REQUIRE(mcdiarmid.points[0].certificates.size() == point.certificates.size());
+  for (std::size_t q = 0; q < point.certificates.size(); ++q) {
+    const auto& c = mcdiarmid.points[0].certificates[q];
+    CHECK(c.rho == doctest::Approx(mcdiarmid_radius(300, 0.01)));
+    CHECK(c.radius_b <= point.certificates[q].radius_b);
   }
 }
 
@@ -617,4 +630,32 @@ TEST_CASE("training resumed from an epoch checkpoint ends with the weights of an
     INFO(a[i].first);
     CHECK(torch::equal(a[i].second, b[i].second));
   }
+}
+
+TEST_CASE("small_cnn: the oneDNN inference path gives the eager embeddings and follows weight updates") {
+  const std::string text =
+      "dataset: {plugin: synthetic}\nnoise: {plugin: gaussian}\ncertifier: {plugin: retrievalguard}\n"
+      "backbone: {plugin: small_cnn, channels: [16, 32], embedding_dim: 24}\n";
+  auto model = loader().create<Backbone>(resolve_pipeline_spec(parse_yaml(text, "s.yaml"), "s.yaml", {}, loader()).backbone);
+  model->init({1, 28, 28}, 3);
+  model->set_training(false);
+  const auto images = torch::rand({37, 1, 28, 28}, torch::TensorOptions().dtype(torch::kFloat));
+  auto compare = [&] {
+    const auto eager = model->forward(images).detach();  // autograd on: the modules' path
+    at::Tensor fast;
+    {
+      c10::InferenceMode inference;  // the sampler's path
+      fast = model->forward(images).clone();
+    }
+    CHECK(fast.sizes() == eager.sizes());
+    CHECK((fast - eager).abs().max().item<double>() < 1e-5);
+    return fast;
+  };
+  const auto before = compare();
+  {
+    torch::NoGradGuard no_grad;  // an in-place update, like an optimizer step or loading weights
+    for (auto& p : model->trainable_parameters()) p.mul_(0.5).add_(0.01);
+  }
+  const auto after = compare();
+  CHECK((after - before).abs().max().item<double>() > 1e-3);  // the packed weights were refreshed
 }

@@ -10,6 +10,7 @@
 #include "rguard/report.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/loader.hpp"
+#include "rguard/process_tuning.hpp"
 #include "rguard/spec.hpp"
 
 namespace {
@@ -103,7 +104,7 @@ void print_reference(const PluginLoader& loader) {
 
 void print_run_summary(const RunResult& result) {
   for (const auto& point : result.points) {
-    std::cout << fmt::format("\nCertified Recall@1, point '{}': sigma = {}, n = {}, alpha = {}, rho = {:.4f}, {} queries\n",
+    std::cout << fmt::format("\nCertified Recall@1, point '{}': sigma = {}, n = {}, alpha = {}, median rho = {:.4f}, {} queries\n",
                              point.name, point.sigma, point.n, point.alpha, point.rho, point.certificates.size());
     const std::string prefix = "certified_recall@";
     bool header = false;
@@ -134,6 +135,7 @@ void print_cache_list(const std::string& root) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rguard::tune_process();
   CLI::App app{"rguard: provably robust 1-nearest-neighbour retrieval by randomized smoothing (RetrievalGuard)"};
   app.require_subcommand(1);
   std::string pipeline, kind;

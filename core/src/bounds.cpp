@@ -16,6 +16,35 @@ double mcdiarmid_radius(std::int64_t n, double alpha) {
   return (1.0 + std::sqrt(2.0 * std::log(1.0 / alpha))) / std::sqrt(static_cast<double>(n));
 }
 
+namespace {
+
+// t(v) solves 2 exp(-r^2 / (2 (n v + a r / 3))) = alpha for t = r / n, a = 2: Pinelis's
+// Bernstein inequality for sum_i (f_i - F), ||f_i - F|| <= a, E||f_i - F||^2 <= v.
+double bernstein_deviation(double n, double alpha, double v) {
+  const double log_term = std::log(2.0 / alpha);
+  const double linear = 2.0 * log_term / (3.0 * n);
+  return linear + std::sqrt(linear * linear + 2.0 * v * log_term / n);
+}
+
+}  // namespace
+
+double bernstein_radius(std::int64_t n, double alpha, double f_hat_norm) {
+  const auto count = static_cast<double>(n);
+  const double norm = std::clamp(f_hat_norm, 0.0, 1.0);
+  auto t = [&](double v) { return bernstein_deviation(count, alpha, v); };
+  // On the event, ||F|| >= ||F-hat|| - t(v_F), so v_F = 1 - ||F||^2 satisfies v <= g(v) =
+  // 1 - (||F-hat|| - t(v))_+^2, and rho = t(v*) with v* the largest such v in [0, 1].
+  if (t(1.0) >= norm) return t(1.0);  // g(1) = 1: nothing excludes v = 1
+  // h(v) = g(v) - v is concave on [0, 1] with h(0) >= 0 > h(1): {h >= 0} = [0, v*].
+  double lo = 0.0, hi = 1.0;
+  for (int i = 0; i < 200 && hi - lo > 1e-15; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    const double gap = norm - t(mid);
+    (1.0 - gap * gap - mid >= 0.0 ? lo : hi) = mid;
+  }
+  return t(hi);  // hi >= v*: rounds the radius up, never down
+}
+
 Radii certified_radii(const QueryGeometry& g, double rho, double sigma) {
   const std::int64_t p = g.positive;
   auto distance = [&](std::int64_t j) {

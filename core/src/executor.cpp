@@ -7,7 +7,9 @@
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
 #include <tbb/flow_graph.h>
-#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <semaphore>
 #include <torch/types.h>
 
 #include <algorithm>
@@ -57,13 +59,26 @@ std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backb
       .u64(spec.seed).text(s.device.str()).hex();
 }
 
+// The backbone plugin's name and version: its forward pass (kernels, numerics) is part of
+// what embeddings and samples depend on, beyond the weights.
+std::string forward_identity(const StageSpec& backbone) {
+  return fmt::format("{}@{}", backbone.plugin, backbone.entry ? backbone.entry->version : "?");
+}
+
 std::string embedding_key(const Session& s, const Model& model) {
-  return Hasher().text("embeddings/1").text(model.weights_hash).text(model.data->fingerprint).text(s.device.str()).hex();
+  return Hasher()
+      .text("embeddings/1")
+      .text(forward_identity(model.spec->backbone))
+      .text(model.weights_hash)
+      .text(model.data->fingerprint)
+      .text(s.device.str())
+      .hex();
 }
 
 std::string sample_key(const Session& s, const Point& p) {
   return Hasher()
       .text("samples/1")
+      .text(forward_identity(p.spec->backbone))
       .text(p.model->weights_hash)
       .text(p.data->fingerprint)
       .text(p.spec->noise.canonical())
@@ -329,9 +344,8 @@ void prepare_embeddings(Session& s, Model& m) {
             fmt::format("clean embeddings of {} gallery and {} query images", d.gallery.size(), d.query.size())});
 }
 
-// The models of all points as parallel branches of a flow graph. LibTorch work takes the
-// session's torch lock (torch owns the cores), so branches overlap only in what is not
-// LibTorch: cache reads and writes, hashing.
+// The models of all points as branches of a flow graph. LibTorch work takes the
+// session's torch lock (torch owns the cores).
 void prepare_models(Session& s) {
   namespace flow = tbb::flow;
   flow::graph graph;
@@ -461,11 +475,11 @@ void certify_block(Block& block) {
   }
 }
 
-// The per-query-block flow graph, shared by all points: one serial sampler (LibTorch owns
-// the cores), one serial writer (the only HDF5 writer), parallel certification. Bodies
-// never let an exception escape into TBB (an exception in a node can deadlock a graph,
-// oneTBB #420): the first one is kept, the source stops, the remaining messages drain
-// without work, and it is rethrown here.
+// The per-query-block pipeline, shared by all points: the sampler on the calling thread
+// (LibTorch owns the cores), then a flow graph with one serial writer (the only HDF5
+// writer) and parallel certification. Bodies never let an exception escape into TBB (an
+// exception in a node can deadlock a graph, oneTBB #420): the first one is kept, the
+// sampler stops, the blocks in flight drain without work, and it is rethrown here.
 void certify_all(Session& s) {
   const auto start = Clock::now();
   std::vector<Block*> order;
@@ -501,16 +515,22 @@ void certify_all(Session& s) {
 
   namespace flow = tbb::flow;
   flow::graph graph;
-  std::size_t next = 0;
-  flow::input_node<Block*> source(graph, [&](tbb::flow_control& control) -> Block* {
-    if (failed || next >= order.size()) {
-      control.stop();
-      return nullptr;
+  std::counting_semaphore<> in_flight(2);  // bounded memory: two blocks past the sampler
+  flow::function_node<Block*, Block*> writer(graph, flow::serial, guarded([&](Block& b) {
+    if (!b.cached) {
+      store_block(s, b);  // the only node that writes HDF5
+      b.lock = CacheLock();
     }
-    return order[next++];
+    progress.update(samples_done.load());
+  }));
+  flow::function_node<Block*, Block*> certify(graph, flow::unlimited, guarded([&](Block& b) { certify_block(b); }));
+  flow::function_node<Block*, flow::continue_msg> done(graph, flow::serial, [&](Block*) {
+    in_flight.release();
+    return flow::continue_msg();
   });
-  flow::limiter_node<Block*> limiter(graph, 2);  // bounded memory: two blocks in flight
-  flow::function_node<Block*, Block*> sampler(graph, flow::serial, guarded([&](Block& b) {
+  flow::make_edge(writer, certify);
+  flow::make_edge(certify, done);
+  auto sample = guarded([&](Block& b) {
     if (b.cached) return;
     b.lock = s.cache.lock(kSampleStage, b.key);  // a concurrent run may be computing it
     if (!s.forced(kSampleStage) && load_block(s, b)) {
@@ -520,23 +540,14 @@ void certify_all(Session& s) {
     }
     std::lock_guard torch(s.torch_lock);
     sample_block(s, b, samples_done);
-  }));
-  flow::function_node<Block*, Block*> writer(graph, flow::serial, guarded([&](Block& b) {
-    if (!b.cached) {
-      store_block(s, b);  // the only node that writes HDF5
-      b.lock = CacheLock();
-    }
-    progress.update(samples_done.load());
-  }));
-  flow::function_node<Block*, Block*> certify(graph, flow::unlimited, guarded([&](Block& b) { certify_block(b); }));
-  flow::function_node<Block*, flow::continue_msg> done(graph, flow::serial, [](Block*) { return flow::continue_msg(); });
-  flow::make_edge(source, limiter);
-  flow::make_edge(limiter, sampler);
-  flow::make_edge(sampler, writer);
-  flow::make_edge(writer, certify);
-  flow::make_edge(certify, done);
-  flow::make_edge(done, limiter.decrementer());
-  source.activate();
+  });
+  // The sampler is this thread (see run_experiment): blocks go on to the graph's workers
+  // for writing and certification while the next block is sampled.
+  for (Block* block : order) {
+    in_flight.acquire();
+    if (failed) break;
+    writer.try_put(sample(block));
+  }
   graph.wait_for_all();
   progress.finish();
   if (error) std::rethrow_exception(error);
@@ -592,7 +603,10 @@ PointResult collect_point(Session& s, Point& p) {
     query_label.push_back(p.data->query_label[id]);
     query_id.push_back(row.certificate.query_id);
   }
-  point.rho = point.certificates.empty() ? 0 : point.certificates.front().rho;
+  std::vector<double> rhos;
+  for (const auto& c : point.certificates) rhos.push_back(c.rho);
+  std::sort(rhos.begin(), rhos.end());
+  point.rho = rhos.empty() ? 0 : rhos[rhos.size() / 2];
   point.attacks = audit_point(s, p, point);
   EvalView eval;
   eval.gallery = m.gallery();
@@ -637,7 +651,13 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
   create_plugins(s);
   load_datasets(s);
   assign_models(s);
-  prepare_models(s);
+  // All LibTorch work runs on this thread. libgomp gives each thread that starts a
+  // parallel region its own team of workers; once more workers exist than cores (a TBB
+  // worker running a forward pass starts a second team), it makes them sleep after
+  // every region instead of spinning, and each of the forward pass's dozen short
+  // regions then pays a wake-up: measured 25% slower sampling (docs/performance.md).
+  tbb::task_arena one_thread(1);
+  one_thread.execute([&] { prepare_models(s); });
   certify_all(s);
 
   RunResult result;
@@ -754,8 +774,9 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
         ++query;
       }
     }
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, filled, 8), [&](const tbb::blocked_range<std::int64_t>& r) {
-      for (std::int64_t i = r.begin(); i < r.end(); ++i) {
+    // ATen's own thread pool (OpenMP), the one the forward pass uses.
+    at::parallel_for(0, filled, 8, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
         const auto local = static_cast<std::size_t>(row_query[static_cast<std::size_t>(i)]);
         float* out = buffer.data() + i * pixels;
         p.noise->sample(noise_seed, noise_ids[local], row_sample[static_cast<std::size_t>(i)], 1, pixels, out);

@@ -188,7 +188,7 @@ std::string summary_markdown(const ExperimentSpec& spec, const RunResult& result
   for (const auto& s : result.stages)
     out += fmt::format("| {} | {} | {} | {:.1f} | {} |\n", s.point, s.stage, s.status, s.seconds, s.detail);
   for (const auto& point : result.points) {
-    out += fmt::format("\n## Point `{}`: sigma = {}, n = {}, alpha = {}, rho = {:.4f}, {} queries\n\n", point.name,
+    out += fmt::format("\n## Point `{}`: sigma = {}, n = {}, alpha = {}, median rho = {:.4f}, {} queries\n\n", point.name,
                        point.sigma, point.n, point.alpha, point.rho, point.certificates.size());
     out += "| metric | value |\n|---|---|\n";
     for (const auto& m : point.metrics) out += fmt::format("| {} | {:.4f} |\n", m.name, m.value);

@@ -25,13 +25,14 @@ namespace {
 // One curve: one sweep point of one run.
 struct Series {
   std::string label;
-  double sigma = 0, rho = 0;
+  double sigma = 0, rho = 0;  // rho: the median over queries
   std::int64_t n = 0;
   std::vector<double> radius;  // credited radius per query: 0 unless certified and correct
+  std::vector<double> rhos;    // per query (the variance-adaptive bound differs per query)
   double smoothed_recall = 0, abstain_rate = 0, acr = 0;
   std::optional<double> base_recall;  // recall@1 of the clean base model, if measured
   std::vector<double> metric_radii;   // radii of certified_recall metrics
-  double cap = 0;                     // largest radius any query can get at this (sigma, rho)
+  double cap = 0;                     // largest radius a query can get at (sigma, median rho)
   std::int64_t at_cap = 0;
   // Empirical robust Recall@1 of the smoothed model: attack -> (eps -> value).
   std::map<std::string, std::map<double, double>> empirical;
@@ -93,8 +94,8 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
       s.label = prefix_run_name ? fmt::format("{}: {}", run.filename().string(), r[c_point]) : r[c_point];
       s.sigma = number(r[c_sigma], certificates);
       s.n = static_cast<std::int64_t>(number(r[c_n], certificates));
-      s.rho = number(r[c_rho], certificates);
     }
+    s.rhos.push_back(number(r[c_rho], certificates));
     const bool is_correct = r[c_correct] == "1", abstain = r[c_abstain] == "1";
     correct[r[c_point]] += is_correct;
     abstained[r[c_point]] += abstain;
@@ -128,8 +129,11 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
     double sum = 0;
     for (double r : s.radius) sum += r;
     s.acr = sum / count;
+    std::vector<double> sorted = s.rhos;
+    std::sort(sorted.begin(), sorted.end());
+    s.rho = sorted[sorted.size() / 2];
     s.cap = radius_cap(s.sigma, s.rho);
-    for (double r : s.radius) s.at_cap += r >= 0.98 * s.cap;
+    for (std::size_t q = 0; q < s.radius.size(); ++q) s.at_cap += s.radius[q] >= 0.98 * radius_cap(s.sigma, s.rhos[q]);
     out.push_back(std::move(s));
   }
   return out;
@@ -365,7 +369,7 @@ ReportResult write_report(const ReportOptions& options) {
     if (s.at_cap > 0)
       result.notes.push_back(fmt::format(
           "{}: {} of {} queries reach the radius cap {:.4f} = max(sigma Phi^-1(1 - rho/2), sigma sqrt(pi/2)(1 - rho)) "
-          "at sigma = {}, rho = {:.4f}; more samples (larger n, smaller rho) raise the cap",
+          "at sigma = {}, median rho = {:.4f} (each query's own rho counts); more samples (larger n, smaller rho) raise the cap",
           s.label, s.at_cap, s.radius.size(), s.cap, s.sigma, s.rho));
   }
   const Table table = make_table(series, radii);

@@ -11,6 +11,14 @@ namespace rguard {
 // ||F-hat - F|| <= rho for f with values in the unit ball (McDiarmid on the norm).
 double mcdiarmid_radius(std::int64_t n, double alpha);
 
+// Variance-adaptive rho: with probability >= 1 - alpha, ||F-hat - F|| <= this, for f with
+// values in the unit ball. Bernstein's inequality in Hilbert space (Pinelis 1994) with the
+// variance E||f - F||^2 <= 1 - ||F||^2, where ||F|| is bounded below from ||F-hat|| on the
+// same event (proof: docs/certificates.md). About sqrt(1 - ||F||^2) times rho above: far
+// smaller when the noisy embeddings stay close together; smaller whatever ||F-hat|| once
+// n >= 47 at alpha = 1e-3 (n >= 290 at alpha = 1e-9).
+double bernstein_radius(std::int64_t n, double alpha, double f_hat_norm);
+
 // One query's geometry, all in double precision. `dot[j]` = <F-hat, e_j>,
 // `norm2[j]` = ||e_j||^2; p = nearest positive to F-hat; the other rows that count are
 // `negatives`. `gram_p[j]` = <e_p, e_j>.

@@ -27,7 +27,8 @@ struct StageReport {
 
 struct PointResult {
   std::string name;  // sweep point
-  double sigma = 0, alpha = 0, rho = 0;
+  double sigma = 0, alpha = 0;
+  double rho = 0;  // median over queries (the variance-adaptive rho differs per query)
   std::int64_t n = 0;
   std::vector<Certificate> certificates;  // sorted by query id
   std::vector<std::int64_t> query_gallery_index;  // per certificate

@@ -25,7 +25,7 @@ class Gaussian final : public rguard::Noise {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Noise, "gaussian", "1.0", "isotropic Gaussian noise N(0, sigma^2 I) in [0,1] pixel space",
+RGUARD_PLUGIN(rguard::PluginKind::Noise, "gaussian", "1.1", "isotropic Gaussian noise N(0, sigma^2 I) in [0,1] pixel space",
               Gaussian,
               (std::vector<rguard::ParamSpec>{{.name = "sigma", .type = rguard::ParamType::Float, .default_value = "0.25",
                                                .doc = "standard deviation in [0,1] pixel units", .min = 0,
