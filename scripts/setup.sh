@@ -12,6 +12,7 @@ packages=(
   libmatio-dev                  # Cars196 annotations (cars_annos.mat)
   dataset-fashion-mnist         # the embedded default data set
   gnuplot-nox                   # plots in reports
+  time                          # GNU time: peak memory in bench/p3_memory.sh
   python3-torch python3-torchvision python3-h5py python3-numpy   # test fixtures (TorchScript, torchvision ResNet, h5py)
 )
 if [[ "${RGUARD_SETUP_EXTRA:-}" != "" ]]; then

@@ -25,8 +25,8 @@ struct Output {
   std::string text;  // stdout and stderr together
 };
 
-Output rguard(const std::string& arguments) {
-  const std::string command = "env -u RGUARD_PLUGIN_PATH " + std::string(RGUARD_BINARY) + " " + arguments + " 2>&1";
+Output shell(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   Output out;
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -36,6 +36,10 @@ Output rguard(const std::string& arguments) {
   const int status = ::pclose(pipe);
   out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return out;
+}
+
+Output rguard(const std::string& arguments) {
+  return shell("env -u RGUARD_PLUGIN_PATH " + std::string(RGUARD_BINARY) + " " + arguments);
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -446,4 +450,23 @@ metrics: [{plugin: certified_recall, radii: [0]}]
   CHECK(contains(resumed.text, "[backbone    ] resumed"));
   CHECK(read(dir / "killed" / "train" / "certificates.csv") == read(dir / "reference" / "train" / "certificates.csv"));
   fs::remove_all(dir);
+}
+
+TEST_CASE("bench: the scripts parse and the Python reference loop runs on the test fixture") {
+  // The benchmarks are not run here (timings are never tests), but they must not rot.
+  const fs::path root = fs::path(RGUARD_TEST_SOURCE_DIR).parent_path();
+  int scripts = 0;
+  for (const auto& entry : fs::directory_iterator(root / "bench"))
+    if (entry.path().extension() == ".sh") {
+      INFO(entry.path().string());
+      CHECK(shell("bash -n " + entry.path().string()).status == 0);
+      ++scripts;
+    }
+  CHECK(scripts >= 5);
+  const auto out = shell("/usr/bin/python3 " + (root / "bench/reference/certify_reference.py").string() + " --model " +
+                         (root / "tests/fixtures/tiny_embedder.pt").string() +
+                         " --n 64 --batch 32 --threads 1 --random-shape 1,12,12 --queries 2");
+  INFO(out.text);
+  CHECK(out.status == 0);
+  CHECK(out.text.find("\"samples_per_s\"") != std::string::npos);
 }

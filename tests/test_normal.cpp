@@ -64,3 +64,33 @@ TEST_CASE("Cohen et al.'s radius cap sigma * Phi^-1(alpha^(1/n)) at alpha = 0.00
   check_relative(normal_quantile(std::pow(0.001, 1.0 / 10000)), 3.1985775147383316313, 1e-9);
   check_relative(normal_quantile(std::pow(0.001, 1.0 / 1000)), 2.4632626147808087748, 1e-9);
 }
+
+TEST_CASE("Phi^-1 is non-decreasing in floating point (radius B takes it once at the smallest argument)") {
+  // Dense grids around 1/2 (where certificates live), in the body and in both tails, and
+  // runs of consecutive doubles.
+  double previous = -std::numeric_limits<double>::infinity();
+  int checked = 0;
+  for (double x = 1e-300; x < 1e-10; x *= 1.01) {
+    const double q = rguard::normal_quantile(x);
+    CHECK(q >= previous);
+    previous = q;
+    ++checked;
+  }
+  for (double x = 1e-10; x < 1.0 - 1e-10; x += 1.0 / 200003) {
+    const double q = rguard::normal_quantile(x);
+    if (q < previous) CHECK(q >= previous);  // one failing line, not a million passing ones
+    previous = q;
+    ++checked;
+  }
+  for (double centre : {0.5, 0.5 + 1e-9, 0.5123, 0.9, 0.999}) {
+    double x = centre, last = rguard::normal_quantile(x);
+    for (int i = 0; i < 100000; ++i) {
+      x = std::nextafter(x, 1.0);
+      const double q = rguard::normal_quantile(x);
+      if (q < last) CHECK(q >= last);
+      last = q;
+      ++checked;
+    }
+  }
+  CHECK(checked > 600000);
+}

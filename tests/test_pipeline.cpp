@@ -20,6 +20,7 @@
 #include "rguard/h5io.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/metric.hpp"
+#include "rguard/retrieval.hpp"
 #include "rguard/spec.hpp"
 
 using namespace rguard;
@@ -658,4 +659,43 @@ TEST_CASE("small_cnn: the oneDNN inference path gives the eager embeddings and f
   }
   const auto after = compare();
   CHECK((after - before).abs().max().item<double>() > 1e-3);  // the packed weights were refreshed
+}
+
+TEST_CASE("nearest_gallery_rows: exact ties go to the lower row and the query's own row is skipped") {
+  // Basis vectors with duplicates: every key is exact in float (0, 1 or -1 products).
+  const std::vector<float> gallery{1, 0, 0, /*1*/ 0, 1, 0, /*2*/ 1, 0, 0, /*3*/ 0, 0, 1, /*4*/ 1, 0, 0, /*5*/ 0, 1, 0};
+  const std::vector<std::int64_t> labels{0, 1, 0, 2, 0, 1};
+  const std::vector<float> query{1, 0, 0, 0, 1, 0};
+  const std::vector<std::int64_t> query_labels{0, 1}, self{2, -1}, ids{0, 1};
+  const GalleryView g{gallery.data(), labels.data(), 6, 3};
+  const QueryView q{query.data(), query_labels.data(), self.data(), ids.data(), 2};
+  const auto nn = nearest_gallery_rows(q, g, 6);
+  CHECK(std::vector<std::int64_t>(nn.begin(), nn.begin() + 6) == std::vector<std::int64_t>{0, 4, 1, 3, 5, -1});
+  CHECK(std::vector<std::int64_t>(nn.begin() + 6, nn.end()) == std::vector<std::int64_t>{1, 5, 0, 2, 3, 4});
+}
+
+TEST_CASE("nearest_gallery_rows: blocked search equals brute force in double over several blocks") {
+  const std::int64_t size = 20000, dim = 16, queries = 1900, k = 10;  // 838 queries per block: 3 blocks
+  torch::manual_seed(4);
+  const auto raw = torch::randn({size, dim});
+  const auto e = (raw / raw.norm(2, 1, true)).contiguous();
+  const auto qe = e.slice(0, 0, queries).contiguous();
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(size), 0), self(static_cast<std::size_t>(queries)),
+      ids(static_cast<std::size_t>(queries));
+  for (std::int64_t i = 0; i < queries; ++i) self[static_cast<std::size_t>(i)] = ids[static_cast<std::size_t>(i)] = i;
+  const GalleryView g{e.data_ptr<float>(), labels.data(), size, dim};
+  const QueryView q{qe.data_ptr<float>(), labels.data(), self.data(), ids.data(), queries};
+  const auto nn = nearest_gallery_rows(q, g, k);
+  const auto d2 = torch::cdist(qe.to(torch::kDouble), e.to(torch::kDouble)).pow(2);
+  for (std::int64_t i = 0; i < queries; i += 37) {
+    auto row = d2[i].clone();
+    row[i] = std::numeric_limits<double>::infinity();
+    const auto expected = std::get<0>(row.topk(k, 0, /*largest=*/false));
+    for (std::int64_t j = 0; j < k; ++j) {
+      const auto found = nn[static_cast<std::size_t>(i * k + j)];
+      REQUIRE(found >= 0);
+      CHECK(found != i);
+      CHECK(d2[i][found].item<double>() == doctest::Approx(expected[j].item<double>()).epsilon(1e-5).scale(1e-5));
+    }
+  }
 }

@@ -64,6 +64,7 @@ Radii certified_radii(const QueryGeometry& g, double rho, double sigma) {
   // 2019, Lemma 2), and H(x) >= 1/2 + (<F-hat, w/c> - rho)/2 on the event ||F-hat - F|| <= rho.
   const double f_norm = std::sqrt(g.f_norm2);
   double b = kInf;
+  double lowest_at_half = kInf;  // min of `lower` over negatives whose threshold is 1/2
   double q_neg_max = -kInf;
   for (std::int64_t n : g.negatives) {
     r.d_neg = std::min(r.d_neg, distance(n));
@@ -77,9 +78,14 @@ Radii certified_radii(const QueryGeometry& g, double rho, double sigma) {
     const double projection = std::clamp((g.dot[p] - g.dot[n]) / c, -f_norm, f_norm);
     const double lower = 0.5 + 0.5 * (projection - rho);
     const double threshold = 0.5 + (g.norm2[p] - g.norm2[n]) / (4.0 * c);
+    if (threshold == 0.5) {  // equal norms (a unit gallery): Phi^-1 is monotone, take it once
+      lowest_at_half = std::min(lowest_at_half, lower);
+      continue;
+    }
     const double term = threshold <= 0.0 ? kInf : normal_quantile(lower) - normal_quantile(threshold);
     b = std::min(b, term);
   }
+  if (lowest_at_half < kInf) b = std::min(b, normal_quantile(lowest_at_half) - normal_quantile(0.5));
   r.b = sigma * b;
 
   // A: ||F(x) - F(x')|| <= sqrt(2/pi)/sigma ||x - x'|| (the smoothing of any unit-ball valued f).

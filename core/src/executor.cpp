@@ -114,15 +114,19 @@ void create_plugins(Session& s) {
   }
 }
 
-// Image data sets (a non-empty source fingerprint) keep their decoded images in the cache,
-// as uint8 (exactly the decoder's k/255 values): a rerun skips decoding. Others just load.
-std::string load_or_decode(Session& s, Point& p, RetrievalData& data) {
+// Data sets read from files (a non-empty source fingerprint: paths, sizes, mtimes) keep
+// their decoded images in the cache, as uint8 (exactly the decoder's k/255 values): a
+// rerun skips decoding. Their data fingerprint is this key (the images are a function of
+// it), so a rerun does not hash the images either. Others load and are hashed.
+std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::string& data_fingerprint) {
   const std::string source = p.dataset->source_fingerprint();
   if (source.empty()) {
     data = p.dataset->load();
+    data_fingerprint = fingerprint(data);
     return "loaded";
   }
   const std::string key = Hasher().text("dataset/1").text(p.spec->dataset.canonical()).text(source).hex();
+  data_fingerprint = Hasher().text("data/from-source").text(key).hex();
   auto to_bytes = [](const at::Tensor& images) { return images.mul(255.0).round().to(torch::kUInt8).contiguous(); };
   auto from_bytes = [](std::vector<std::uint8_t> bytes, const std::vector<std::uint64_t>& shape) {
     std::vector<std::int64_t> sizes(shape.begin(), shape.end());
@@ -163,11 +167,10 @@ void load_datasets(Session& s) {
     if (!slot) {
       const auto start = Clock::now();
       auto loaded = std::make_unique<LoadedData>();
-      const std::string status = load_or_decode(s, *p, loaded->data);
+      const std::string status = load_or_decode(s, *p, loaded->data, loaded->fingerprint);
       validate_retrieval_data(loaded->data, p->spec->dataset.plugin);
       for (ImageSet* set : {&loaded->data.train, &loaded->data.query, &loaded->data.gallery})
         if (set->images.defined()) set->images = set->images.contiguous();
-      loaded->fingerprint = fingerprint(loaded->data);
       loaded->gallery_label = to_int64_vector(loaded->data.gallery.labels);
       loaded->query_label = to_int64_vector(loaded->data.query.labels);
       loaded->query_gallery_index = to_int64_vector(loaded->data.query_gallery_index);
@@ -361,6 +364,7 @@ void prepare_models(Session& s) {
         at::set_num_threads(s.threads);
         prepare_backbone(s, *m);
         prepare_embeddings(s, *m);
+        m->gallery_unit = unit_rows(m->gallery_embedding.data(), static_cast<std::int64_t>(m->data->gallery_label.size()), m->dim);
       } catch (...) {
         std::lock_guard lock(error_lock);
         if (!error) error = std::current_exception();
@@ -655,7 +659,7 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
   // parallel region its own team of workers; once more workers exist than cores (a TBB
   // worker running a forward pass starts a second team), it makes them sleep after
   // every region instead of spinning, and each of the forward pass's dozen short
-  // regions then pays a wake-up: measured 25% slower sampling (docs/performance.md).
+  // regions then pays a wake-up: measured about 20% slower sampling (docs/performance.md).
   tbb::task_arena one_thread(1);
   one_thread.execute([&] { prepare_models(s); });
   certify_all(s);
@@ -761,7 +765,10 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
   const std::int64_t dim = m.dim;
   const auto rows = static_cast<std::int64_t>(images.size());
   sums.assign(static_cast<std::size_t>(rows * dim), 0.0);
-  std::vector<float> buffer(static_cast<std::size_t>(batch_size * pixels));
+  // On a GPU the noisy batch is copied from pinned host memory, asynchronously; the
+  // buffer is refilled only after the embeddings came back, which waits for that copy.
+  const at::Tensor host = at::empty({batch_size * pixels}, at::TensorOptions().dtype(at::kFloat).pinned_memory(s.device.is_cuda()));
+  float* const buffer = host.data_ptr<float>();
   std::vector<std::int64_t> row_query(static_cast<std::size_t>(batch_size)), row_sample(static_cast<std::size_t>(batch_size));
   std::int64_t query = 0, sample = 0;
   while (query < rows) {
@@ -778,7 +785,7 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
     at::parallel_for(0, filled, 8, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         const auto local = static_cast<std::size_t>(row_query[static_cast<std::size_t>(i)]);
-        float* out = buffer.data() + i * pixels;
+        float* out = buffer + i * pixels;
         p.noise->sample(noise_seed, noise_ids[local], row_sample[static_cast<std::size_t>(i)], 1, pixels, out);
         const float* clean = images[local];
         for (std::int64_t j = 0; j < pixels; ++j) out[j] += clean[j];
@@ -787,8 +794,8 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
     at::Tensor embedding;
     {
       c10::InferenceMode inference;
-      auto batch = torch::from_blob(buffer.data(), {filled, shape.channels, shape.height, shape.width}, torch::kFloat);
-      embedding = m.backbone->forward(batch.to(s.device)).to(torch::kCPU).contiguous();
+      auto batch = host.slice(0, 0, filled * pixels).view({filled, shape.channels, shape.height, shape.width});
+      embedding = m.backbone->forward(batch.to(s.device, /*non_blocking=*/true)).to(torch::kCPU).contiguous();
     }
     const float* e = embedding.data_ptr<float>();
     for (std::int64_t i = 0; i < filled; ++i) {

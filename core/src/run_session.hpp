@@ -61,8 +61,10 @@ struct Model {
   std::string key, weights_hash, embedding_key;
   std::int64_t dim = 0;
   std::vector<float> gallery_embedding, query_embedding;
+  std::vector<double> gallery_unit;  // unit_rows(gallery_embedding), for the certifiers
   GalleryView gallery() const {
-    return {gallery_embedding.data(), data->gallery_label.data(), static_cast<std::int64_t>(data->gallery_label.size()), dim};
+    return {gallery_embedding.data(), data->gallery_label.data(), static_cast<std::int64_t>(data->gallery_label.size()), dim,
+            gallery_unit.empty() ? nullptr : gallery_unit.data()};
   }
 };
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "rguard/dataset.hpp"
+#include "rguard/hash.hpp"
 #include "rguard/error.hpp"
 
 namespace {
@@ -92,6 +93,20 @@ class FashionMnist final : public rguard::Dataset {
         if (c < 0 || c > 9) throw Error(fmt::format("dataset: Fashion-MNIST classes are 0..9, got {}", c));
   }
 
+  // The four IDX files by path, size and mtime: the decoded images are cached under it.
+  std::string source_fingerprint() const override {
+    rguard::Hasher h;
+    for (const char* name : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                             "t10k-labels-idx1-ubyte.gz"}) {
+      const std::string path = fmt::format("{}/{}", root_, name);
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(path, ec);
+      const auto time = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+      h.text(path).u64(ec ? 0 : size).u64(static_cast<std::uint64_t>(time));
+    }
+    return h.hex();
+  }
+
   rguard::RetrievalData load() override {
     rguard::RetrievalData data;
     const Split test = read_split(root_, "t10k");
@@ -142,6 +157,6 @@ std::vector<ParamSpec> schema() {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Dataset, "fashion_mnist", "1.0",
+RGUARD_PLUGIN(rguard::PluginKind::Dataset, "fashion_mnist", "1.1",
               "Fashion-MNIST from Debian's dataset-fashion-mnist, 28x28 grey, disjoint train/eval classes",
               FashionMnist, schema())

@@ -11,7 +11,12 @@ struct GalleryView {
   const std::int64_t* label = nullptr;   // [size]
   std::int64_t size = 0;
   std::int64_t dim = 0;
+  const double* unit = nullptr;          // optional: unit_rows(embedding), computed once by the caller
 };
+
+// The rows renormalised to unit l2 length in double (a zero row stays zero): what the
+// certificates assume the gallery is, exactly.
+std::vector<double> unit_rows(const float* rows, std::int64_t size, std::int64_t dim);
 
 struct QueryView {
   const float* embedding = nullptr;          // clean base embeddings [size x dim]

@@ -2,12 +2,18 @@
 // The YAML declares what the file cannot: the input shape it expects, the input
 // normalisation it does not do itself, and whether its output is already l2-normalised.
 // Noise is added before that normalisation, in [0,1] pixel space.
+// Inference (no autograd, CPU) runs a frozen copy optimised for inference
+// (torch::jit::freeze + optimize_for_inference: constants folded, conv+BN fused, oneDNN
+// layouts), rebuilt when a parameter changes; training and attacks use the module as saved.
+#include <ATen/Context.h>
 #include <fmt/format.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 
 #include "rguard/backbone.hpp"
 #include "rguard/error.hpp"
@@ -26,7 +32,8 @@ class TorchScriptBackbone final : public rguard::Backbone {
         mean_(p.get_float_list("input_mean")),
         std_(p.get_float_list("input_std")),
         output_normalized_(p.get_bool("output_normalized")),
-        config_(rguard::parse_train_config(p)) {
+        config_(rguard::parse_train_config(p)),
+        optimize_(p.get_bool("optimize")) {
     if (input_.size() != 3)
       throw Error(fmt::format("backbone.input_shape: expected [channels, height, width], got {} values", input_.size()));
     if (mean_.size() != std_.size())
@@ -64,7 +71,7 @@ class TorchScriptBackbone final : public rguard::Backbone {
       auto shape = std::vector<std::int64_t>{1, static_cast<std::int64_t>(mean_.size()), 1, 1};
       x = (x - torch::tensor(mean_, x.options()).view(shape)) / torch::tensor(std_, x.options()).view(shape);
     }
-    auto out = module_.forward({x}).toTensor();
+    auto out = (use_optimized(images) ? optimized() : module_).forward({x}).toTensor();
     if (!output_normalized_)
       out = torch::nn::functional::normalize(out, torch::nn::functional::NormalizeFuncOptions().dim(1));
     return out;
@@ -94,6 +101,41 @@ class TorchScriptBackbone final : public rguard::Backbone {
   rguard::TrainConfig config_;
   torch::jit::script::Module module_;
   std::int64_t dim_ = 0;
+
+  bool optimize_;
+  std::optional<torch::jit::script::Module> optimized_;
+  std::vector<std::int64_t> optimized_versions_;
+  bool optimization_failed_ = false;
+  std::mutex optimize_mutex_;
+
+  std::vector<std::int64_t> parameter_versions() const {
+    std::vector<std::int64_t> out;
+    for (const auto& p : module_.parameters()) {
+      out.push_back(static_cast<std::int64_t>(p._version()));
+      out.push_back(reinterpret_cast<std::intptr_t>(p.data_ptr()));
+    }
+    return out;
+  }
+
+  bool use_optimized(const at::Tensor& images) const {
+    return optimize_ && !optimization_failed_ && !at::GradMode::is_enabled() && images.device().is_cpu() &&
+           !module_.is_training();
+  }
+
+  torch::jit::script::Module& optimized() {
+    std::lock_guard<std::mutex> lock(optimize_mutex_);
+    auto versions = parameter_versions();
+    if (optimized_ && versions == optimized_versions_) return *optimized_;
+    try {
+      auto frozen = torch::jit::freeze(module_);
+      optimized_ = torch::jit::optimize_for_inference(frozen);
+      optimized_versions_ = std::move(versions);
+      return *optimized_;
+    } catch (const c10::Error&) {
+      optimization_failed_ = true;  // some models cannot be frozen: run them as saved
+      return module_;
+    }
+  }
 };
 
 std::vector<rguard::ParamSpec> schema() {
@@ -108,6 +150,8 @@ std::vector<rguard::ParamSpec> schema() {
        .doc = "per-channel std divided before the model", .min = 0, .min_exclusive = true},
       {.name = "output_normalized", .type = rguard::ParamType::Bool, .default_value = "false",
        .doc = "the model's output already has unit l2 norm (else rguard normalises it)"},
+      {.name = "optimize", .type = rguard::ParamType::Bool, .default_value = "true",
+       .doc = "run inference on a frozen copy optimised for inference (torch.jit.freeze + optimize_for_inference)"},
   };
   for (auto& spec : rguard::train_param_specs("0")) specs.push_back(spec);
   return specs;
@@ -115,6 +159,6 @@ std::vector<rguard::ParamSpec> schema() {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.0",
+RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.1",
               "a user's TorchScript embedding model; input shape and normalisation declared in the YAML",
               TorchScriptBackbone, schema())

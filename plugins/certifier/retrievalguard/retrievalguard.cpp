@@ -56,16 +56,14 @@ class RetrievalGuard final : public rguard::Certifier {
                                : rguard::mcdiarmid_radius(stats.n, alpha_);
 
     // The gallery rows renormalised in double: the bounds assume unit vectors exactly.
-    std::vector<double> e(static_cast<std::size_t>(g * k)), dot(g), norm2(g, 1.0), gram_p(g);
+    std::vector<double> local;
+    if (!gallery.unit) local = rguard::unit_rows(gallery.embedding, g, k);
+    const double* e = gallery.unit ? gallery.unit : local.data();
+    std::vector<double> dot(static_cast<std::size_t>(g)), norm2(static_cast<std::size_t>(g), 1.0),
+        gram_p(static_cast<std::size_t>(g));
     for (std::int64_t j = 0; j < g; ++j) {
-      double n2 = 0;
-      for (std::int64_t d = 0; d < k; ++d) n2 += static_cast<double>(gallery.embedding[j * k + d]) * gallery.embedding[j * k + d];
-      const double inv = n2 > 0 ? 1.0 / std::sqrt(n2) : 0.0;
       double s = 0;
-      for (std::int64_t d = 0; d < k; ++d) {
-        e[j * k + d] = gallery.embedding[j * k + d] * inv;
-        s += e[j * k + d] * f[d];
-      }
+      for (std::int64_t d = 0; d < k; ++d) s += e[j * k + d] * f[d];
       dot[j] = s;
     }
 
@@ -92,7 +90,7 @@ class RetrievalGuard final : public rguard::Certifier {
     c.correct = c.predict_index >= 0 && c.predict_label == stats.label;
     if (geometry.positive < 0) return c;  // no positive: nothing to certify (abstain)
 
-    const double* ep = e.data() + geometry.positive * k;
+    const double* ep = e + geometry.positive * k;
     for (std::int64_t j = 0; j < g; ++j) {
       double s = 0;
       for (std::int64_t d = 0; d < k; ++d) s += ep[d] * e[j * k + d];
