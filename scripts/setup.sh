@@ -13,6 +13,7 @@ packages=(
   dataset-fashion-mnist         # the embedded default data set
   gnuplot-nox                   # plots in reports
   time                          # GNU time: peak memory in bench/p3_memory.sh
+  openmpi-bin                   # mpirun: the 2-rank test of docs/cluster.md (rguard itself does not link MPI)
   python3-torch python3-torchvision python3-h5py python3-numpy   # test fixtures (TorchScript, torchvision ResNet, h5py)
 )
 if [[ "${RGUARD_SETUP_EXTRA:-}" != "" ]]; then

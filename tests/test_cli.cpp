@@ -144,9 +144,11 @@ TEST_CASE("bad input exits with status 2 and a located message") {
 namespace {
 
 // Starts `rguard ARGS...` as a child process with its output discarded.
-pid_t spawn(const std::vector<std::string>& args) {
+pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>& environment = {}) {
+  std::fflush(nullptr);  // or the child's freopen would write the parent's buffered output again
   const pid_t pid = ::fork();
   if (pid == 0) {
+    for (const auto& variable : environment) ::putenv(const_cast<char*>(variable.c_str()));
     std::vector<char*> argv{const_cast<char*>(RGUARD_BINARY)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -181,6 +183,9 @@ std::string without_time(const std::string& tsv) {
   return out;
 }
 
+// An empty folder under the system's temporary directory with resume.yaml (kResumeSpec) in it.
+fs::path resume_workspace(const char* name);
+
 const char* kResumeSpec = R"(name: resume
 dataset: {plugin: synthetic, classes: 8, train_classes: 3, per_class: 12}
 backbone: {plugin: small_cnn, channels: [8], embedding_dim: 16, train: {epochs: 1, batch: 24, per_class: 8}}
@@ -189,14 +194,19 @@ certifier: {plugin: retrievalguard, n: 6000, alpha: 0.01, batch: 500, queries: 6
 metrics: [{plugin: certified_recall, radii: [0, 0.05]}]
 )";
 
+fs::path resume_workspace(const char* name) {
+  const fs::path dir = fs::temp_directory_path() / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "resume.yaml") << kResumeSpec;
+  return dir;
+}
+
 }  // namespace
 
 TEST_CASE("killed with SIGKILL mid-certification a rerun resumes and ends with the same bytes") {
-  const fs::path dir = fs::temp_directory_path() / "rguard_test_resume";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = resume_workspace("rguard_test_resume");
   const std::string spec = (dir / "resume.yaml").string();
-  std::ofstream(spec) << kResumeSpec;
 
   // The reference: a run that is never interrupted, with its own cache and output.
   REQUIRE(wait_for(spawn({"run", spec, "--set", "output=" + (dir / "reference").string()})) == 0);
@@ -238,11 +248,8 @@ TEST_CASE("killed with SIGKILL mid-certification a rerun resumes and ends with t
 }
 
 TEST_CASE("two runs sharing a cache at once both finish with the same results and an intact cache") {
-  const fs::path dir = fs::temp_directory_path() / "rguard_test_concurrent";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = resume_workspace("rguard_test_concurrent");
   const std::string spec = (dir / "resume.yaml").string();
-  std::ofstream(spec) << kResumeSpec;
   const std::string cache = "cache=" + (dir / "cache").string();
   const pid_t a = spawn({"run", spec, "--set", "output=" + (dir / "a").string(), "--set", cache});
   const pid_t b = spawn({"run", spec, "--set", "output=" + (dir / "b").string(), "--set", cache});
@@ -469,4 +476,67 @@ TEST_CASE("bench: the scripts parse and the Python reference loop runs on the te
   INFO(out.text);
   CHECK(out.status == 0);
   CHECK(out.text.find("\"samples_per_s\"") != std::string::npos);
+}
+
+TEST_CASE("three --shard slices and a 2-rank mpirun give the certificates of a single-process run") {
+  const fs::path dir = resume_workspace("rguard_test_shards");
+  const std::string spec = (dir / "resume.yaml").string();
+  const std::string small = " --set certifier.n=600 --set threads=1";
+  auto single = rguard("run " + spec + small + " --set output=" + (dir / "single").string());
+  REQUIRE(single.status == 0);
+  auto same_certificates = [&](const fs::path& run) {
+    for (const char* file : {"certificates.csv", "metrics.csv", "certificates.h5"}) {
+      INFO(run.string() << " " << file);
+      CHECK(read(run / "resume" / file) == read(dir / "single" / "resume" / file));
+    }
+  };
+
+  // Job-array style: three slices into their own caches, merged, then one run writes.
+  std::vector<std::string> caches;
+  for (int i = 0; i < 3; ++i) {
+    const fs::path out = dir / fmt::format("slice{}", i);
+    auto slice = rguard(fmt::format("run {}{} --set output={} --shard {}/3", spec, small, out.string(), i));
+    INFO(slice.text);
+    CHECK(slice.status == 0);
+    CHECK(contains(slice.text, fmt::format("shard {}/3", i)));
+    CHECK(!fs::exists(out / "resume"));  // a slice writes no outputs
+    caches.push_back((out / "cache").string());
+  }
+  CHECK(count_files(dir / "slice0" / "cache" / "samples", ".h5") == 3);  // 8 blocks: 0, 3, 6
+  CHECK(count_files(dir / "slice2" / "cache" / "samples", ".h5") == 2);  // 2, 5
+  const std::string merged = (dir / "merged" / "cache").string();
+  auto merge = rguard("cache merge " + caches[0] + " " + caches[1] + " " + caches[2] + " --cache " + merged);
+  INFO(merge.text);
+  CHECK(merge.status == 0);
+  auto combined = rguard("run " + spec + small + " --set output=" + (dir / "merged").string());
+  CHECK(contains(combined.text, "8 of 8 blocks reused"));
+  same_certificates(dir / "merged");
+  CHECK(contains(rguard("run " + spec + " --shard 3/3").text, "expected I/N with 0 <= I < N"));
+
+  // mpirun: each rank samples its slice into the shared cache, rank 0 writes the outputs.
+  // Without OpenMPI installed, the launcher's environment is given by hand to two processes.
+  const std::string mpi_out = "output=" + (dir / "mpi").string();
+  if (shell("command -v mpirun").status == 0) {
+    auto mpi = shell("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun --oversubscribe -n 2 env -u "
+                     "RGUARD_PLUGIN_PATH " + std::string(RGUARD_BINARY) + " run " + spec + small + " --set " + mpi_out);
+    INFO(mpi.text);
+    CHECK(mpi.status == 0);
+    CHECK(contains(mpi.text, "rank 1/2:"));
+  } else {
+    const pid_t rank1 = spawn({"run", spec, "--set", "certifier.n=600", "--set", "threads=1", "--set", mpi_out},
+                              {"OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=2"});
+    const pid_t rank0 = spawn({"run", spec, "--set", "certifier.n=600", "--set", "threads=1", "--set", mpi_out},
+                              {"OMPI_COMM_WORLD_RANK=0", "OMPI_COMM_WORLD_SIZE=2"});
+    CHECK(wait_for(rank0) == 0);
+    CHECK(wait_for(rank1) == 0);
+  }
+  same_certificates(dir / "mpi");
+
+  // A rank that died: its blocks are missing when rank 0 gets there, and rank 0 samples them.
+  const std::string dead_out = "output=" + (dir / "dead").string();
+  const pid_t lone = spawn({"run", spec, "--set", "certifier.n=600", "--set", "threads=1", "--set", dead_out},
+                           {"OMPI_COMM_WORLD_RANK=0", "OMPI_COMM_WORLD_SIZE=2"});
+  CHECK(wait_for(lone) == 0);
+  same_certificates(dir / "dead");
+  fs::remove_all(dir);
 }

@@ -2,7 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <sstream>
+#include <tuple>
 
 #include "rguard/cache_admin.hpp"
 #include "rguard/error.hpp"
@@ -134,6 +138,59 @@ void print_cache_list(const std::string& root) {
 
 }  // namespace
 
+// "I/N" with 0 <= I < N.
+std::pair<int, int> parse_shard(const std::string& text) {
+  int index = -1, count = 0;
+  char slash = 0, extra = 0;
+  std::istringstream in(text);
+  if (!(in >> index >> slash >> count) || slash != '/' || (in >> extra) || count < 1 || index < 0 || index >= count)
+    throw Error(fmt::format("--shard '{}': expected I/N with 0 <= I < N, e.g. --shard 0/4 ... --shard 3/4", text));
+  return {index, count};
+}
+
+void print_shard_summary(const RunResult& part, const RunOptions& options, const std::string& cache_root) {
+  std::cout << fmt::format(
+      "shard {}/{}: {} of its {} query blocks sampled now, the rest were in the cache ({} blocks in all, cache {}).\n"
+      "When every shard is done: rguard run without --shard writes the outputs (it reuses every block); with "
+      "separate caches, first: rguard cache merge SHARD_CACHE... --cache {}\n",
+      options.shard, options.shards, part.blocks_computed, part.blocks_in_shard, part.blocks_total, cache_root, cache_root);
+}
+
+// Rank and size when started by an MPI launcher (OpenMPI's mpirun, or MPICH/Hydra).
+std::optional<std::pair<int, int>> launcher_rank() {
+  for (auto [rank, size] : {std::pair{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"}, {"PMI_RANK", "PMI_SIZE"}}) {
+    const char* r = std::getenv(rank);
+    const char* n = std::getenv(size);
+    if (r && n) return std::pair{std::atoi(r), std::atoi(n)};
+  }
+  return std::nullopt;
+}
+
+// Under mpirun each rank samples its slice of the query blocks into the shared cache
+// (it must be on a file system every rank sees). Rank 0 then runs the whole pipeline:
+// blocks another rank is still sampling are waited for through their cache locks, blocks
+// no rank finished (a rank died) are sampled by rank 0, and rank 0 alone writes outputs.
+int run_as_rank(const ExperimentSpec& spec, const PluginLoader& loader, RunOptions options, std::pair<int, int> rank) {
+  RunOptions slice = options;
+  slice.shard = rank.first;
+  slice.shards = rank.second;
+  if (rank.first != 0) slice.log = nullptr;
+  const RunResult part = run_experiment(spec, loader, slice);
+  if (rank.first != 0) {
+    std::cout << fmt::format("rank {}/{}: {} of its {} query blocks sampled\n", rank.first, rank.second,
+                             part.blocks_computed, part.blocks_in_shard);
+    return 0;
+  }
+  options.force.clear();  // the slices already recomputed what --force asked for
+  const RunResult result = run_experiment(spec, loader, options);
+  print_run_summary(result);
+  if (result.blocks_computed > 0)
+    std::cout << fmt::format("mpi: rank 0 sampled {} query block(s) of other ranks that were not in the cache when "
+                             "it reached them (a rank had died, or had not started them yet)\n",
+                             result.blocks_computed);
+  return result.soundness_failed ? 3 : 0;
+}
+
 int main(int argc, char** argv) {
   rguard::tune_process();
   CLI::App app{"rguard: provably robust 1-nearest-neighbour retrieval by randomized smoothing (RetrievalGuard)"};
@@ -150,6 +207,10 @@ int main(int argc, char** argv) {
   run->add_flag("-q,--quiet", quiet, "print only the summary");
   std::string force;
   run->add_option("--force", force, "recompute this stage and what follows: backbone, embeddings or samples");
+  std::string shard_text;
+  run->add_option("--shard", shard_text,
+                  "I/N: sample only slice I of N of the query blocks into the cache (job arrays); "
+                  "a run without --shard then writes the outputs (docs/cluster.md)");
 
   auto* show = app.add_subcommand("show", "print the resolved spec and what the cache already holds");
   show->add_option("pipeline", pipeline, "pipeline YAML file")->required();
@@ -171,6 +232,10 @@ int main(int argc, char** argv) {
   cache_gc->add_option("--cache", cache_root, "cache folder (default results/cache)");
   bool dry_run = false;
   cache_gc->add_flag("-n,--dry-run", dry_run, "only list what would be removed");
+  auto* cache_merge = cache->add_subcommand("merge", "copy the entries of other caches (e.g. shards') that this one lacks");
+  std::vector<std::string> merge_sources;
+  cache_merge->add_option("sources", merge_sources, "cache folders to copy from")->required();
+  cache_merge->add_option("--cache", cache_root, "cache folder to copy into (default results/cache)");
 
   auto* report = app.add_subcommand("report", "tables and plots of certified Recall@1 for one or more run folders");
   ReportOptions report_options;
@@ -196,6 +261,12 @@ int main(int argc, char** argv) {
       print_cache_list(cache_root);
       return 0;
     }
+    if (cache_merge->parsed()) {
+      const MergeReport merged = merge_caches(merge_sources, cache_root);
+      std::cout << fmt::format("cache merge into {}: {} entries copied, {} already there, {} damaged (skipped)\n",
+                               cache_root, merged.copied, merged.present, merged.damaged);
+      return merged.damaged > 0 ? 2 : 0;
+    }
     if (cache_gc->parsed()) {
       const GcReport report = collect_garbage(cache_root, dry_run);
       for (const auto& path : report.removed) std::cout << (dry_run ? "would remove " : "removed ") << path << "\n";
@@ -216,6 +287,15 @@ int main(int argc, char** argv) {
     RunOptions options;
     options.log = quiet ? nullptr : &std::cout;
     options.force = force;
+    if (!shard_text.empty()) {
+      std::tie(options.shard, options.shards) = parse_shard(shard_text);
+      if (options.shards > 1) {
+        const RunResult part = run_experiment(spec, loader, options);
+        print_shard_summary(part, options, spec.cache_root);
+        return 0;
+      }
+    }
+    if (const auto rank = launcher_rank(); rank && rank->second > 1) return run_as_rank(spec, loader, options, *rank);
     const RunResult result = run_experiment(spec, loader, options);
     print_run_summary(result);
     return result.soundness_failed ? 3 : 0;

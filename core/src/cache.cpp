@@ -116,32 +116,21 @@ std::optional<H5File> Cache::open(const std::string& stage, const std::string& k
   }
 }
 
-void Cache::publish(const std::string& stage, const std::string& key,
-                    const std::function<void(H5File&)>& fill) const {
+namespace {
+
+// Writes an entry through `write` (the file and its "<file>.sum" under a temporary name),
+// then moves both into place: the checksum first, then the file, so a crash in between
+// leaves a file whose checksum does not match (recomputed next time), never a damaged file
+// that passes. Nothing temporary is left behind on failure.
+void publish_atomically(const std::string& file, const std::function<void(const std::string&)>& write) {
   static std::atomic<int> counter{0};
-  const std::string file = path(stage, key);
   fs::create_directories(fs::path(file).parent_path());
   const std::string temporary = fmt::format("{}.tmp.{}.{}", file, ::getpid(), counter++);
   try {
-    {
-      H5File h5 = H5File::create(temporary);
-      fill(h5);
-      h5.set_attribute("/", "stage", stage);
-      h5.set_attribute("/", "key", key);
-      h5.set_attribute("/", "rguard_cache_format", kFormat);
-      h5.close();
-    }
+    write(temporary);
     fsync_path(temporary);
-    // The checksum first, then the file: a crash in between leaves a file whose checksum
-    // does not match (recomputed next time), never a damaged file that passes.
-    const std::string sum_temporary = temporary + ".sum";
-    {
-      std::ofstream sum(sum_temporary, std::ios::binary);
-      sum << file_checksum(temporary);
-      if (!sum) throw Error(fmt::format("{}: cannot write", sum_temporary));
-    }
-    fsync_path(sum_temporary);
-    fs::rename(sum_temporary, checksum_path(file));
+    fsync_path(temporary + ".sum");
+    fs::rename(temporary + ".sum", checksum_path(file));
     fs::rename(temporary, file);  // atomic within one file system
     fsync_path(fs::path(file).parent_path().string());
   } catch (...) {
@@ -150,6 +139,33 @@ void Cache::publish(const std::string& stage, const std::string& key,
     fs::remove(temporary + ".sum", ec);
     throw;
   }
+}
+
+}  // namespace
+
+void Cache::publish(const std::string& stage, const std::string& key,
+                    const std::function<void(H5File&)>& fill) const {
+  publish_atomically(path(stage, key), [&](const std::string& temporary) {
+    {
+      H5File h5 = H5File::create(temporary);
+      fill(h5);
+      h5.set_attribute("/", "stage", stage);
+      h5.set_attribute("/", "key", key);
+      h5.set_attribute("/", "rguard_cache_format", kFormat);
+      h5.close();
+    }
+    std::ofstream sum(temporary + ".sum", std::ios::binary);
+    sum << file_checksum(temporary);
+    if (!sum) throw Error(fmt::format("{}.sum: cannot write", temporary));
+  });
+}
+
+void Cache::adopt(const std::string& stage, const std::string& key, const Cache& source) const {
+  const std::string from = source.path(stage, key);
+  publish_atomically(path(stage, key), [&](const std::string& temporary) {
+    fs::copy_file(from, temporary, fs::copy_options::overwrite_existing);
+    fs::copy_file(checksum_path(from), temporary + ".sum", fs::copy_options::overwrite_existing);
+  });
 }
 
 }  // namespace rguard

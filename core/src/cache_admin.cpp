@@ -107,4 +107,26 @@ GcReport collect_garbage(const std::string& root_text, bool dry_run) {
   return report;
 }
 
+MergeReport merge_caches(const std::vector<std::string>& sources, const std::string& destination) {
+  const Cache into(destination);
+  MergeReport report;
+  for (const auto& source : sources) {
+    std::error_code ec;
+    if (fs::equivalent(source, destination, ec)) continue;
+    const Cache from(source);
+    for (const auto& entry : list_cache(source)) {
+      fs::create_directories(fs::path(destination) / entry.stage);
+      if (CacheLock lock = into.lock(entry.stage, entry.key); into.open(entry.stage, entry.key)) {
+        ++report.present;
+      } else if (from.open(entry.stage, entry.key)) {  // checksum and format checked
+        into.adopt(entry.stage, entry.key, from);
+        ++report.copied;
+      } else {
+        ++report.damaged;
+      }
+    }
+  }
+  return report;
+}
+
 }  // namespace rguard

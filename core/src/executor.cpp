@@ -488,12 +488,19 @@ void certify_all(Session& s) {
   const auto start = Clock::now();
   std::vector<Block*> order;
   std::int64_t to_compute = 0;
+  // A shard samples the blocks b (numbered over all points, in run order) with
+  // b % shards == shard; the others are neither loaded nor sampled.
+  auto in_shard = [&](std::size_t b) { return s.shards == 1 || static_cast<int>(b % static_cast<std::size_t>(s.shards)) == s.shard; };
   for (auto& p : s.points) {
     plan_blocks(s, *p);
     p->reused_blocks = 0;
+    p->shard_blocks = 0;
     for (auto& block : p->blocks) {
-      if (!s.forced(kSampleStage) && load_block(s, block)) ++p->reused_blocks;
-      else to_compute += static_cast<std::int64_t>(block.rows.size()) * p->certifier->plan().n;
+      if (in_shard(order.size())) {
+        ++p->shard_blocks;
+        if (!s.forced(kSampleStage) && load_block(s, block)) ++p->reused_blocks;
+        else to_compute += static_cast<std::int64_t>(block.rows.size()) * p->certifier->plan().n;
+      }
       order.push_back(&block);
     }
   }
@@ -547,10 +554,20 @@ void certify_all(Session& s) {
   });
   // The sampler is this thread (see run_experiment): blocks go on to the graph's workers
   // for writing and certification while the next block is sampled.
-  for (Block* block : order) {
-    in_flight.acquire();
+  for (std::size_t b = 0; b < order.size(); ++b) {
+    Block* block = order[b];
+    if (!in_shard(b)) continue;
+    ++s.blocks_in_shard;
+    // Where TBB has no worker thread (one CPU, or a process bound to one core, as mpirun
+    // does), this thread runs the writer and certification itself while it waits.
+    if (!in_flight.try_acquire()) {
+      graph.wait_for_all();
+      in_flight.acquire();
+    }
     if (failed) break;
+    const bool was_cached = block->cached;
     writer.try_put(sample(block));
+    if (!was_cached && !block->cached) ++s.blocks_computed;
   }
   graph.wait_for_all();
   progress.finish();
@@ -565,10 +582,13 @@ void certify_all(Session& s) {
       queries += static_cast<std::int64_t>(b.rows.size());
       if (!b.cached) sampling += b.seconds;
     }
-    const std::string status = p->reused_blocks == total ? "reused" : p->reused_blocks == 0 ? "computed" : "resumed";
+    const std::int64_t mine = p->shard_blocks;
+    const std::string status = p->reused_blocks == mine ? "reused" : p->reused_blocks == 0 ? "computed" : "resumed";
+    const std::string shard =
+        s.shards > 1 ? fmt::format(", shard {}/{}: {} of the {} blocks", s.shard, s.shards, mine, total) : "";
     s.report({p->spec->point, "samples", status, sampling, p->sample_key,
-              fmt::format("{} queries x {} samples, {} of {} blocks reused", queries, p->certifier->plan().n,
-                          p->reused_blocks, total)});
+              fmt::format("{} queries x {} samples, {} of {} blocks reused{}", queries, p->certifier->plan().n,
+                          p->reused_blocks, mine, shard)});
   }
   if (to_compute > 0 && s.log)
     *s.log << fmt::format("[{:<12}] {} noisy samples in {:.1f} s, {} samples/s\n", "samples", human_count(static_cast<double>(to_compute)),
@@ -652,6 +672,10 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
   const auto start = Clock::now();
   Session s(spec, loader, options.log);
   s.force = force_index(options.force);
+  if (options.shards < 1 || options.shard < 0 || options.shard >= options.shards)
+    throw Error(fmt::format("--shard {}/{}: expected I/N with 0 <= I < N", options.shard, options.shards));
+  s.shard = options.shard;
+  s.shards = options.shards;
   create_plugins(s);
   load_datasets(s);
   assign_models(s);
@@ -665,6 +689,14 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
   certify_all(s);
 
   RunResult result;
+  for (const auto& p : s.points) result.blocks_total += static_cast<std::int64_t>(p->blocks.size());
+  result.blocks_computed = s.blocks_computed;
+  result.blocks_in_shard = s.blocks_in_shard;
+  if (s.shards > 1) {
+    result.stages = s.stages;
+    result.seconds = seconds_since(start);
+    return result;
+  }
   for (auto& p : s.points) {
     result.points.push_back(collect_point(s, *p));
     const auto& point = result.points.back();

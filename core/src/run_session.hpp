@@ -96,6 +96,7 @@ struct Point {
   std::string sample_key;
   std::vector<Block> blocks;
   std::int64_t reused_blocks = 0;
+  std::int64_t shard_blocks = 0;  // blocks this run samples or reuses (all, unless sharded)
 };
 
 // Everything one run (or `rguard show`) knows.
@@ -107,6 +108,8 @@ struct Session {
   torch::Device device{torch::kCPU};
   int threads = 1;
   int force = 99;  // stages at or after this index are recomputed
+  int shard = 0, shards = 1;
+  std::int64_t blocks_computed = 0, blocks_in_shard = 0;
   std::map<std::string, std::unique_ptr<LoadedData>> datasets;
   std::map<std::string, std::unique_ptr<Model>> models;
   std::vector<std::unique_ptr<Point>> points;

@@ -49,6 +49,10 @@ class Cache {
   // Writes the entry through `fill`, then stamps and publishes it atomically.
   void publish(const std::string& stage, const std::string& key, const std::function<void(H5File&)>& fill) const;
 
+  // Publishes a copy of another cache's entry (file and checksum), atomically; the caller
+  // has checked it with that cache's open().
+  void adopt(const std::string& stage, const std::string& key, const Cache& source) const;
+
  private:
   std::string root_;
 };

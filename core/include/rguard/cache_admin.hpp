@@ -25,4 +25,12 @@ struct GcReport {
 // of processes that are gone. With dry_run, only reports.
 GcReport collect_garbage(const std::string& root, bool dry_run);
 
+struct MergeReport {
+  std::int64_t copied = 0, present = 0, damaged = 0;
+};
+
+// Copies into `destination` every valid entry of the `sources` caches it lacks (shards
+// run with separate caches, then one run reuses them all). Entries it has are kept.
+MergeReport merge_caches(const std::vector<std::string>& sources, const std::string& destination);
+
 }  // namespace rguard

@@ -48,12 +48,20 @@ struct RunResult {
   double seconds = 0;
   std::vector<std::pair<std::string, std::string>> cache_entries;  // (stage, key) this run used
   bool soundness_failed = false;  // the audit found more violations than alpha allows
+  // A shard run (RunOptions::shards > 1) only fills the cache: no points, no outputs.
+  std::int64_t blocks_total = 0;     // query blocks of all points
+  std::int64_t blocks_computed = 0;  // sampled by this run
+  std::int64_t blocks_in_shard = 0;  // a shard run: the blocks assigned to it
 };
 
 struct RunOptions {
   std::ostream* log = nullptr;  // stage lines and progress; nullptr = silent
   bool write_outputs = true;
   std::string force;  // "", "backbone", "embeddings" or "samples": recompute it and what follows
+  // Shard `shard` of `shards` (> 1): sample only query blocks b with b % shards == shard
+  // (blocks numbered over all points in run order) into the cache and stop there. The next
+  // run without shards reuses them and writes the outputs (docs/cluster.md).
+  int shard = 0, shards = 1;
 };
 
 // Runs every sweep point. Points that share a trained backbone share its stages.
