@@ -540,3 +540,20 @@ TEST_CASE("three --shard slices and a 2-rank mpirun give the certificates of a s
   same_certificates(dir / "dead");
   fs::remove_all(dir);
 }
+
+TEST_CASE("plugin SDK: example plugins build against the installed package and a pipeline loads them") {
+  // cmake --install into a fresh prefix, two out-of-tree CMake projects (an attack and a
+  // backbone) with find_package(rguard) + rguard_add_plugin, then the installed binary.
+  const fs::path root = fs::path(RGUARD_TEST_SOURCE_DIR).parent_path();
+  const fs::path work = fs::temp_directory_path() / "rguard_test_sdk";
+  const auto out = shell("bash " + (root / "examples/plugins/check_sdk.sh").string() + " " +
+                         fs::path(RGUARD_BINARY).parent_path().string() + " " + work.string());
+  INFO(out.text);
+  CHECK(out.status == 0);
+  CHECK(contains(out.text, "mlp, 1 epoch(s) of training"));
+  CHECK(contains(out.text, "robust_recall/sign_flip/0.5/smoothed"));
+  CHECK(contains(out.text, "0 violations"));
+  CHECK(fs::exists(work / "prefix" / "lib" / "cmake" / "rguard" / "rguardConfig.cmake"));
+  CHECK(fs::exists(work / "prefix" / "include" / "rguard" / "plugin.hpp"));
+  fs::remove_all(work);
+}

@@ -68,7 +68,7 @@ TEST_CASE("refusals name the file and what was expected") {
   auto message = load_error(loader, "/nonexistent/rguard_x.so");
   CHECK(contains(message, "/nonexistent/rguard_x.so: plugin library not found"));
   message = load_error(loader, test_plugin("rguard_test_wrong_api"));
-  CHECK(contains(message, "rguard_test_wrong_api.so: plugin API version 999 but this rguard expects 1"));
+  CHECK(contains(message, "rguard_test_wrong_api.so: plugin API version 999 but this rguard expects 2"));
   message = load_error(loader, test_plugin("rguard_test_no_entry"));
   CHECK(contains(message, "rguard_test_no_entry.so: not an rguard plugin: the symbol 'rguard_plugin_entry' is missing"));
   message = load_error(loader, std::string(RGUARD_PLUGIN_DIR) + "/rguard_noise_gaussian.so", PluginKind::Backbone);

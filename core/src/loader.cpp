@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #define BOOST_DLL_USE_STD_FS
+#include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
 #include <algorithm>
@@ -32,7 +33,11 @@ std::vector<std::string> PluginLoader::default_search_path() {
       start = colon + 1;
     }
   }
-  path.push_back(RGUARD_BUILD_PLUGIN_DIR);
+  // An installed library finds its plugins beside it (<prefix>/lib/rguard/plugins, wherever
+  // the prefix was moved), never the build tree it came from; a library in the build tree
+  // finds the build's. The configured install prefix comes last.
+  const fs::path beside = fs::path(boost::dll::this_line_location().string()).parent_path() / "rguard" / "plugins";
+  path.push_back(fs::is_directory(beside) ? beside.string() : RGUARD_BUILD_PLUGIN_DIR);
   path.push_back(RGUARD_INSTALL_PLUGIN_DIR);
   return path;
 }

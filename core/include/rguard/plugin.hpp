@@ -14,7 +14,9 @@
 
 namespace rguard {
 
-inline constexpr std::uint32_t kPluginApiVersion = 1;
+// Bumped when the plugin contract changes (docs/writing-a-plugin.md, "Plugin API version
+// policy"). 2: GalleryView gained `unit` (the gallery in double, computed once).
+inline constexpr std::uint32_t kPluginApiVersion = 2;
 
 // Plugins share C++ types with the core, so compiler, standard library ABI and LibTorch
 // must match too; the tag makes such a mismatch a clear refusal instead of a crash.
