@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "cache_check.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -244,6 +246,61 @@ TEST_CASE("killed with SIGKILL mid-certification a rerun resumes and ends with t
   CHECK(contains(ls.text, "samples"));
   CHECK(contains(ls.text, "resume"));
   CHECK(!contains(ls.text, "unused"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a disk that fills up under the cache or the outputs: a clear error, nothing stored is lost, a rerun resumes") {
+  const fs::path dir = resume_workspace("rguard_test_disk_full");
+  const std::string run = "run " + (dir / "resume.yaml").string() + " --set certifier.n=300 --set cache=" +
+                          (dir / "cache").string() + " --set output=" + (dir / "out").string();
+  // tests/fault/disk_full.c: writes below `where` fail with ENOSPC after `bytes` bytes.
+  auto on_full_disk = [&](const fs::path& where, std::uintmax_t bytes, const std::string& arguments) {
+    return shell(fmt::format("env -u RGUARD_PLUGIN_PATH LD_PRELOAD={} RGUARD_TEST_FULL_DIR={} RGUARD_TEST_FULL_BYTES={} {} {}",
+                             RGUARD_TEST_DISK_FULL, where.string(), bytes, RGUARD_BINARY, arguments));
+  };
+  auto intact = [&] { return intact_cache_entries(dir, dir / "cache"); };
+
+  // A finished run: its outputs, and its backbone, embeddings and 8 sample blocks cached.
+  REQUIRE(rguard(run + " -q").status == 0);
+  const std::string first_csv = read(dir / "out" / "resume" / "certificates.csv");
+  std::uintmax_t block_bytes = 0;
+  for (const auto& item : fs::directory_iterator(dir / "cache" / "samples"))
+    if (item.path().extension() == ".h5") block_bytes = std::max(block_bytes, fs::file_size(item.path()));
+  REQUIRE(block_bytes > 0);
+  const std::size_t entries_before = intact();
+
+  // n = 600 needs 8 new blocks; the disk has room for about two.
+  auto full = on_full_disk(dir / "cache", 5 * block_bytes / 2, run + " --set certifier.n=600");
+  INFO(full.text);
+  CHECK(full.status == 2);
+  CHECK(contains(full.text, "error: "));
+  CHECK(contains(full.text, "disk full"));
+  CHECK(!contains(full.text, "Exception raised from"));
+  CHECK(read(dir / "out" / "resume" / "certificates.csv") == first_csv);  // the last outputs stay
+  const std::size_t entries_after = intact();
+  CHECK(entries_after >= entries_before);  // nothing lost
+  CHECK(entries_after < entries_before + 8);  // it did stop early
+
+  // With room again, the rerun keeps the blocks stored before the disk filled up and ends
+  // with the bytes of a run that never failed.
+  auto resumed = rguard(run + " --set certifier.n=600");
+  INFO(resumed.text);
+  CHECK(resumed.status == 0);
+  CHECK((contains(resumed.text, "[samples     ] resumed") || entries_after == entries_before));
+  REQUIRE(rguard(run + " --set certifier.n=600 -q --set cache=" + (dir / "clean_cache").string() + " --set output=" +
+                 (dir / "clean").string())
+              .status == 0);
+  const std::string second_csv = read(dir / "out" / "resume" / "certificates.csv");
+  CHECK(second_csv == read(dir / "clean" / "resume" / "certificates.csv"));
+  CHECK(read(dir / "out" / "resume" / "certificates.h5") == read(dir / "clean" / "resume" / "certificates.h5"));
+
+  // The disk fills up while the outputs are written: the previous outputs stay whole.
+  full = on_full_disk(dir / "out", 4096, run + " --set certifier.n=600 --set certifier.alpha=0.02 -q");
+  INFO(full.text);
+  CHECK(full.status == 2);
+  CHECK(contains(full.text, "disk full"));
+  CHECK(read(dir / "out" / "resume" / "certificates.csv") == second_csv);
+  intact();
   fs::remove_all(dir);
 }
 

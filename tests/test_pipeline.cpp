@@ -3,6 +3,9 @@
 // damaged cache entry.
 #include "prelude.hpp"
 
+#include "cache_check.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -234,19 +237,70 @@ TEST_CASE("certificates agree across thread counts and batch sizes - the noise i
   }
 }
 
-TEST_CASE("an error inside the flow graph reaches the caller once and leaves no output") {
-  Workspace ws("failure");
+namespace {
+
+// The tiny pipeline with another backbone section.
+std::string tiny_with_backbone(const std::string& backbone) {
   std::string text = kTiny;
   const std::string from = "backbone:\n  plugin: small_cnn\n  channels: [4]\n  embedding_dim: 8\n  input_mean: 0.5\n  input_std: 0.25\n  train: {epochs: 2, batch: 30, per_class: 10, noise_sigma: 0.25}\n";
   REQUIRE(text.find(from) != std::string::npos);
-  text.replace(text.find(from), from.size(), "backbone: {plugin: failing_backbone, fail_after: 3}\n");
-  const auto spec = ws.spec({}, text);
+  return text.replace(text.find(from), from.size(), backbone + "\n");
+}
+
+int intact_cache_entries(const fs::path& root) { return static_cast<int>(::intact_cache_entries(root, root / "cache")); }
+
+}  // namespace
+
+TEST_CASE("an error inside the flow graph reaches the caller once and leaves no output") {
+  Workspace ws("failure");
+  const auto spec = ws.spec({}, tiny_with_backbone("backbone: {plugin: failing_backbone, fail_after: 3}"));
   CHECK_THROWS_WITH_AS(run_pipeline(spec, loader(), RunOptions{}), doctest::Contains("forward failed on purpose"), Error);
   CHECK(!fs::exists(ws.root / "out" / "tiny"));
-  for (const auto& item : fs::recursive_directory_iterator(ws.root)) {
-    INFO(item.path().string());
-    CHECK(item.path().string().find(".tmp.") == std::string::npos);
-    CHECK(item.path().string().find(".partial") == std::string::npos);
+  intact_cache_entries(ws.root);
+}
+
+TEST_CASE("a backbone that throws or returns NaN or a wrong shape: one clear message, no output, the cache intact") {
+  // Forward calls of the tiny pipeline: 1 training step (epochs: 1), 1 for the clean
+  // embeddings, then the sampler's; fail_after picks the phase that fails.
+  struct Fault {
+    const char* fault;
+    int fail_after;
+    const char* message;
+  };
+  const Fault faults[] = {
+      {"construct", 0, "failed to start: failing_backbone: constructor failed on purpose"},
+      {"std", 0, "point 'main': backbone plugin 'failing_backbone' failed while training or loading its weights: "
+                 "failing_backbone: std::runtime_error on purpose"},
+      {"nan", 0, "training diverged in epoch 1, step 1: the backbone returned non-finite embeddings"},
+      {"shape", 0, "the backbone being trained: forward returned Float [30, 9] for 30 images, expected Float [30, 8]"},
+      {"nan", 1, "backbone plugin 'failing_backbone' returned a non-finite embedding for clean image 0;"},
+      {"dtype", 1, "backbone plugin 'failing_backbone': forward returned Double [30, 8] for 30 images, expected Float [30, 8]"},
+      {"zero", 2, "backbone plugin 'failing_backbone' returned a zero embedding for noisy sample 0 of query "},
+      {"shape", 2, "forward returned Float [128, 9] for 128 images, expected Float [128, 8]"},
+      {"torch", 2, "point 'main': backbone plugin 'failing_backbone' failed while sampling (noise plugin 'gaussian'): "
+                   "LibTorch: mat1 and mat2 shapes cannot be multiplied"},
+      {"foreign", 2, "failed while sampling (noise plugin 'gaussian'): an exception that is not a std::exception"},
+  };
+  for (const auto& f : faults) {
+    INFO("fault " << f.fault << " after " << f.fail_after << " forward calls");
+    Workspace ws(fmt::format("fault_{}_{}", f.fault, f.fail_after));
+    const auto text = tiny_with_backbone(fmt::format(
+        "backbone: {{plugin: failing_backbone, fault: {}, fail_after: {}, train: {{epochs: 1, batch: 30, per_class: 10}}}}",
+        f.fault, f.fail_after));
+    std::string message;
+    try {
+      run_pipeline(ws.spec({}, text), loader(), RunOptions{});
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    INFO(message);
+    CHECK(message.find(f.message) != std::string::npos);
+    CHECK(message.find("Exception raised from") == std::string::npos);  // no C++ backtrace
+    CHECK(!fs::exists(ws.root / "out" / "tiny"));
+    const int entries = intact_cache_entries(ws.root);
+    // What was finished before the fault stays: the trained weights (and the checkpoint
+    // of its epoch) once training is done, the clean embeddings once they are.
+    CHECK(entries >= (f.fail_after == 0 ? 0 : f.fail_after == 1 ? 2 : 3));
   }
 }
 
@@ -267,6 +321,63 @@ TEST_CASE("a damaged cache entry is set aside and recomputed to the same result"
   for (const auto& item : fs::directory_iterator(ws.root / "cache" / "samples"))
     aside += item.path().extension() == ".corrupt";
   CHECK(aside == 2);
+}
+
+TEST_CASE("a metric that throws: the message names it and every sample stays cached") {
+  Workspace ws("failing_metric");
+  std::string message;
+  try {
+    ws.run({"metrics=[{plugin: certified_recall, radii: [0]}, {plugin: failing_metric}]"});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  INFO(message);
+  CHECK(message.find("--set: point 'main': metric plugin 'failing_metric' failed while computing: failing_metric: compute failed "
+                     "on purpose") != std::string::npos);
+  CHECK(!fs::exists(ws.root / "out" / "tiny"));
+  CHECK(intact_cache_entries(ws.root) >= 5);
+  const auto again = ws.run();
+  for (const char* stage : {"backbone", "embeddings", "samples"}) CHECK(status_of(again, stage) == "reused");
+}
+
+TEST_CASE("damaged entries of every stage are set aside and recomputed: flipped byte, truncation, checksum, another entry") {
+  Workspace ws("damaged_all");
+  ws.run();
+  const auto first_csv = ws.file("certificates.csv");
+  const auto first_h5 = ws.file("certificates.h5");
+  std::vector<fs::path> entries;
+  for (const auto& item : fs::recursive_directory_iterator(ws.root / "cache"))
+    if (item.path().extension() == ".h5") entries.push_back(item.path());
+  std::sort(entries.begin(), entries.end());
+  REQUIRE(entries.size() >= 6);  // backbone, checkpoint, embeddings, sample blocks
+  auto bytes = [](const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto put = [](const fs::path& path, const std::string& content) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+  };
+  auto sum_of = [](const fs::path& entry) { return fs::path(entry).replace_extension(".sum"); };
+  const std::string other = bytes(entries.back()), other_sum = bytes(sum_of(entries.back()));
+  for (std::size_t i = 0; i + 1 < entries.size(); ++i) {
+    const fs::path& entry = entries[i];
+    std::string content = bytes(entry);
+    switch (i % 5) {
+      case 0: content[content.size() / 2] ^= 0x20; put(entry, content); break;  // one flipped bit
+      case 1: put(entry, content.substr(0, content.size() / 2)); break;          // truncated
+      case 2: fs::remove(sum_of(entry)); break;                                   // checksum missing
+      case 3: put(sum_of(entry), "0123456789abcdef"); break;                      // checksum wrong
+      case 4: put(entry, other); put(sum_of(entry), other_sum); break;            // a valid entry of another key
+    }
+  }
+  const auto again = ws.run();
+  CHECK(ws.file("certificates.csv") == first_csv);
+  CHECK(ws.file("certificates.h5") == first_h5);
+  std::size_t aside = 0;
+  for (const auto& item : fs::recursive_directory_iterator(ws.root / "cache")) aside += item.path().extension() == ".corrupt";
+  CHECK(aside == entries.size() - 1);
+  const auto third = ws.run();  // every stage is whole again
+  for (const char* stage : {"backbone", "embeddings", "samples"}) CHECK(status_of(third, stage) == "reused");
 }
 
 TEST_CASE("fashion_mnist reads Debian's package: counts per class splits protocols") {

@@ -302,8 +302,8 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+  } catch (...) {  // a failure the core did not attribute (LibTorch, out of memory, ...)
+    std::cerr << "error: " << rguard::current_exception_message() << "\n";
     return 1;
   }
 }

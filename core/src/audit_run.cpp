@@ -163,7 +163,8 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
       {
         std::lock_guard torch(s.torch_lock);
         at::set_num_threads(s.threads);
-        adversarial = attack.perturb(*m.backbone, task);
+        adversarial = with_context([&] { return plugin_failure(*p.spec, stage, "while attacking"); },
+                                   [&] { return attack.perturb(*m.backbone, task); });
       }
       if (adversarial.size() != eps.size())
         throw Error(fmt::format("attack '{}' returned {} batches for {} eps values", name, adversarial.size(), eps.size()));
@@ -179,7 +180,7 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
             if (flags[i]) x[static_cast<std::int64_t>(i - begin)].copy_(task.images[static_cast<std::int64_t>(i - begin)]);
         const auto norms = (x - task.images).flatten(1).norm(2, 1).to(torch::kCPU).to(torch::kDouble).contiguous();
         const double lo = x.min().item<double>(), hi = x.max().item<double>();
-        if (lo < 0.0 || hi > 1.0 || norms.max().item<double>() > eps[e] * (1 + 1e-5) + 1e-6)
+        if (!(lo >= 0.0) || !(hi <= 1.0) || !(norms.max().item<double>() <= eps[e] * (1 + 1e-5) + 1e-6))  // NaN fails
           throw Error(fmt::format("attack '{}' left the eps = {} ball or [0, 1] (largest norm {}, pixels in [{}, {}])", name,
                                   eps[e], norms.max().item<double>(), lo, hi));
         at::Tensor base_margin;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -19,8 +20,19 @@ namespace rguard {
 namespace fs = std::filesystem;
 
 namespace {
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+// Makes a written file durable; a failure (a full disk on file systems that allocate late,
+// an I/O error) is an error: the entry must not be published.
+void fsync_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const bool ok = fd >= 0 && ::fsync(fd) == 0;
+  const int error = errno;
+  if (fd >= 0) ::close(fd);
+  if (!ok) throw Error(fmt::format("{}: cannot write to disk: {}", path, std::strerror(error)));
+}
+
+// Best effort: some file systems cannot fsync a folder, and the rename is done by then.
+void fsync_folder(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     ::fsync(fd);
     ::close(fd);
@@ -29,9 +41,12 @@ void fsync_path(const std::string& path) {
 }  // namespace
 
 CacheLock::CacheLock(const std::string& path) {
-  fs::create_directories(fs::path(path).parent_path());
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw Error(fmt::format("{}: cannot create the lock file (is the cache folder writable?)", path));
+  if (fd_ < 0)
+    throw Error(fmt::format("{}: cannot create the lock file: {} (is the cache folder writable? is the disk full?)", path,
+                            std::strerror(errno)));
   while (::flock(fd_, LOCK_EX) != 0) {
     if (errno != EINTR) {
       ::close(fd_);
@@ -118,25 +133,34 @@ std::optional<H5File> Cache::open(const std::string& stage, const std::string& k
 
 namespace {
 
+void remove_temporaries(const std::string& temporary) {
+  std::error_code ec;
+  fs::remove(temporary, ec);
+  fs::remove(temporary + ".sum", ec);
+}
+
 // Writes an entry through `write` (the file and its "<file>.sum" under a temporary name),
 // then moves both into place: the checksum first, then the file, so a crash in between
 // leaves a file whose checksum does not match (recomputed next time), never a damaged file
 // that passes. Nothing temporary is left behind on failure.
 void publish_atomically(const std::string& file, const std::function<void(const std::string&)>& write) {
   static std::atomic<int> counter{0};
-  fs::create_directories(fs::path(file).parent_path());
   const std::string temporary = fmt::format("{}.tmp.{}.{}", file, ::getpid(), counter++);
   try {
+    fs::create_directories(fs::path(file).parent_path());
     write(temporary);
-    fsync_path(temporary);
-    fsync_path(temporary + ".sum");
+    fsync_file(temporary);
+    fsync_file(temporary + ".sum");
     fs::rename(temporary + ".sum", checksum_path(file));
     fs::rename(temporary, file);  // atomic within one file system
-    fsync_path(fs::path(file).parent_path().string());
+    fsync_folder(fs::path(file).parent_path().string());
+  } catch (const std::exception& e) {  // rguard::Error from HDF5 or the checksum, filesystem_error
+    remove_temporaries(temporary);
+    throw Error(fmt::format("{}: could not store this cache entry ({}). Free space in the cache folder (`rguard cache gc` "
+                            "removes entries no recorded run uses) and run again: the entries stored so far are kept",
+                            file, e.what()));
   } catch (...) {
-    std::error_code ec;
-    fs::remove(temporary, ec);
-    fs::remove(temporary + ".sum", ec);
+    remove_temporaries(temporary);
     throw;
   }
 }
@@ -156,7 +180,8 @@ void Cache::publish(const std::string& stage, const std::string& key,
     }
     std::ofstream sum(temporary + ".sum", std::ios::binary);
     sum << file_checksum(temporary);
-    if (!sum) throw Error(fmt::format("{}.sum: cannot write", temporary));
+    sum.close();  // a full disk shows when the buffer is written
+    if (!sum) throw Error(fmt::format("{}.sum: cannot write (disk full?)", temporary));
   });
 }
 

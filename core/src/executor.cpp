@@ -167,7 +167,8 @@ void load_datasets(Session& s) {
     if (!slot) {
       const auto start = Clock::now();
       auto loaded = std::make_unique<LoadedData>();
-      const std::string status = load_or_decode(s, *p, loaded->data, loaded->fingerprint);
+      const std::string status = with_context([&] { return plugin_failure(*p->spec, p->spec->dataset, "while loading"); },
+                                              [&] { return load_or_decode(s, *p, loaded->data, loaded->fingerprint); });
       validate_retrieval_data(loaded->data, p->spec->dataset.plugin);
       for (ImageSet* set : {&loaded->data.train, &loaded->data.query, &loaded->data.gallery})
         if (set->images.defined()) set->images = set->images.contiguous();
@@ -208,9 +209,10 @@ std::vector<float> embed_all(const Session& s, Model& m, const at::Tensor& image
   for (std::int64_t start = 0; start < n; start += kBatch) {
     const std::int64_t end = std::min(n, start + kBatch);
     auto e = m.backbone->forward(images.slice(0, start, end).to(s.device)).to(torch::kCPU).contiguous();
-    if (e.dim() != 2 || e.size(1) != m.dim || e.scalar_type() != torch::kFloat)
-      throw Error(fmt::format("backbone '{}' returned {} {}, expected float [batch, {}]", m.spec->backbone.plugin,
-                              c10::toString(e.scalar_type()), fmt::join(e.sizes(), "x"), m.dim));
+    const std::string who = fmt::format("backbone plugin '{}'", m.spec->backbone.plugin);
+    check_embedding_shape(e, end - start, m.dim, who);
+    check_embedding_rows(e.data_ptr<float>(), end - start, m.dim, who,
+                         [&](std::int64_t i) { return fmt::format("clean image {}", start + i); });
     std::memcpy(out.data() + start * m.dim, e.data_ptr<float>(), sizeof(float) * static_cast<std::size_t>(e.numel()));
   }
   return out;
@@ -362,8 +364,11 @@ void prepare_models(Session& s) {
       try {
         std::lock_guard torch(s.torch_lock);
         at::set_num_threads(s.threads);
-        prepare_backbone(s, *m);
-        prepare_embeddings(s, *m);
+        const StageSpec& backbone = m->spec->backbone;
+        with_context([&] { return plugin_failure(*m->spec, backbone, "while training or loading its weights"); },
+                     [&] { prepare_backbone(s, *m); });
+        with_context([&] { return plugin_failure(*m->spec, backbone, "while computing clean embeddings"); },
+                     [&] { prepare_embeddings(s, *m); });
         m->gallery_unit = unit_rows(m->gallery_embedding.data(), static_cast<std::int64_t>(m->data->gallery_label.size()), m->dim);
       } catch (...) {
         std::lock_guard lock(error_lock);
@@ -534,7 +539,10 @@ void certify_all(Session& s) {
     }
     progress.update(samples_done.load());
   }));
-  flow::function_node<Block*, Block*> certify(graph, flow::unlimited, guarded([&](Block& b) { certify_block(b); }));
+  flow::function_node<Block*, Block*> certify(graph, flow::unlimited, guarded([&](Block& b) {
+    const Point& p = *b.point;
+    with_context([&] { return plugin_failure(*p.spec, p.spec->certifier, "while certifying"); }, [&] { certify_block(b); });
+  }));
   flow::function_node<Block*, flow::continue_msg> done(graph, flow::serial, [&](Block*) {
     in_flight.release();
     return flow::continue_msg();
@@ -550,7 +558,13 @@ void certify_all(Session& s) {
       return;
     }
     std::lock_guard torch(s.torch_lock);
-    sample_block(s, b, samples_done);
+    const Point& p = *b.point;
+    with_context(
+        [&] {
+          return plugin_failure(*p.spec, p.spec->backbone,
+                                fmt::format("while sampling (noise plugin '{}')", p.spec->noise.plugin));
+        },
+        [&] { sample_block(s, b, samples_done); });
   });
   // The sampler is this thread (see run_experiment): blocks go on to the graph's workers
   // for writing and certification while the next block is sampled.
@@ -644,8 +658,11 @@ PointResult collect_point(Session& s, Point& p) {
   eval.attacks = &point.attacks;
   eval.sigma = point.sigma;
   eval.alpha = point.alpha;
-  for (const auto& metric : p.metrics)
-    for (auto& value : metric->compute(eval)) point.metrics.push_back(std::move(value));
+  for (std::size_t i = 0; i < p.metrics.size(); ++i) {
+    auto values = with_context([&] { return plugin_failure(*p.spec, p.spec->metrics[i], "while computing"); },
+                               [&] { return p.metrics[i]->compute(eval); });
+    for (auto& value : values) point.metrics.push_back(std::move(value));
+  }
   s.report({p.spec->point, "certificates", "computed", seconds_since(start), "",
             fmt::format("{} certificates and {} metric values (no forward pass)", point.certificates.size(),
                         point.metrics.size())});
@@ -829,14 +846,19 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
       auto batch = host.slice(0, 0, filled * pixels).view({filled, shape.channels, shape.height, shape.width});
       embedding = m.backbone->forward(batch.to(s.device, /*non_blocking=*/true)).to(torch::kCPU).contiguous();
     }
+    const std::string who = fmt::format("backbone plugin '{}'", p.spec->backbone.plugin);
+    check_embedding_shape(embedding, filled, dim, who);
     const float* e = embedding.data_ptr<float>();
     for (std::int64_t i = 0; i < filled; ++i) {
       const float* row = e + i * dim;
       double norm2 = 0;
       for (std::int64_t d = 0; d < dim; ++d) norm2 += static_cast<double>(row[d]) * row[d];
       if (!(norm2 > 0) || !std::isfinite(norm2))
-        throw Error(fmt::format("backbone '{}' returned a zero or non-finite embedding for query {}",
-                                p.spec->backbone.plugin, noise_ids[static_cast<std::size_t>(row_query[static_cast<std::size_t>(i)])]));
+        check_embedding_rows(row, 1, dim, who, [&](std::int64_t) {
+          const auto at = static_cast<std::size_t>(i);
+          return fmt::format("noisy sample {} of query {}", row_sample[at],
+                             noise_ids[static_cast<std::size_t>(row_query[at])]);
+        });
       // f maps to the unit sphere (product.md section 2); renormalising in double keeps
       // ||f|| <= 1, which the McDiarmid bound needs, exact beyond float rounding.
       const double inv = 1.0 / std::sqrt(norm2);

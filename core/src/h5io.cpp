@@ -11,14 +11,24 @@ namespace rguard {
 
 namespace {
 
-std::recursive_mutex& hdf5_lock() {
-  static std::recursive_mutex lock;
-  return lock;
-}
-
-void silence_hdf5_once() {
+// Every HDF5 call goes through here: one thread at a time (HDF5 serialises calls anyway),
+// with the library prepared for how rguard uses it.
+std::unique_lock<std::recursive_mutex> enter_hdf5() {
+  static std::recursive_mutex mutex;
+  std::unique_lock lock(mutex);
+  // Before HDF5 initialises: no atexit handler. A file whose close failed (a full disk)
+  // stays in HDF5's tables and that handler then crashes the process at exit (HDF5
+  // 1.10.8); every file here is closed explicitly, so there is nothing for it to do.
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] { H5dont_atexit(); });
+  // Failures become rguard::Error; HDF5's own printing is off. Its error stacks are per
+  // thread in thread-safe builds (Debian's), so each thread turns it off.
+  thread_local bool silenced = false;
+  if (!silenced) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    silenced = true;
+  }
+  return lock;
 }
 
 // Closes an HDF5 identifier when it goes out of scope.
@@ -79,16 +89,14 @@ Handle open_object(hid_t file, const std::string& path, const std::string& objec
 }  // namespace
 
 H5File H5File::create(const std::string& path) {
-  std::lock_guard lock(hdf5_lock());
-  silence_hdf5_once();
+  auto lock = enter_hdf5();
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (id < 0) throw Error(fmt::format("{}: cannot create the HDF5 file (is the folder writable?)", path));
   return H5File(path, id);
 }
 
 H5File H5File::open_read(const std::string& path) {
-  std::lock_guard lock(hdf5_lock());
-  silence_hdf5_once();
+  auto lock = enter_hdf5();
   const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) throw Error(fmt::format("{}: cannot open as an HDF5 file (missing or damaged)", path));
   return H5File(path, id);
@@ -98,7 +106,7 @@ H5File::H5File(H5File&& other) noexcept : path_(std::move(other.path_)), id_(oth
 
 H5File& H5File::operator=(H5File&& other) noexcept {
   if (this != &other) {
-    close();
+    release();
     path_ = std::move(other.path_);
     id_ = other.id_;
     other.id_ = -1;
@@ -106,18 +114,24 @@ H5File& H5File::operator=(H5File&& other) noexcept {
   return *this;
 }
 
-H5File::~H5File() { close(); }
+H5File::~H5File() { release(); }
+
+bool H5File::release() noexcept {
+  if (id_ < 0) return true;
+  auto lock = enter_hdf5();
+  const bool flushed = H5Fflush(id_, H5F_SCOPE_LOCAL) >= 0;
+  const bool closed = H5Fclose(id_) >= 0;
+  id_ = -1;
+  return flushed && closed;
+}
 
 void H5File::close() {
-  if (id_ < 0) return;
-  std::lock_guard lock(hdf5_lock());
-  H5Fflush(id_, H5F_SCOPE_LOCAL);
-  H5Fclose(id_);
-  id_ = -1;
+  // HDF5 buffers metadata and may write the data only now: a full disk shows up here.
+  if (!release()) throw Error(fmt::format("{}: writing failed when closing the file (disk full?)", path_));
 }
 
 bool H5File::exists(const std::string& object) const {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   if (object == "/") return true;
   // Check each path component: H5Lexists fails on a missing intermediate group.
   std::size_t start = 1;
@@ -132,7 +146,7 @@ bool H5File::exists(const std::string& object) const {
 
 template <class T>
 void H5File::write(const std::string& dataset, const T* data, const std::vector<std::uint64_t>& shape) {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   create_parents(id_, dataset);
@@ -148,7 +162,7 @@ void H5File::write(const std::string& dataset, const T* data, const std::vector<
 
 template <class T>
 std::vector<T> H5File::read(const std::string& dataset, std::vector<std::uint64_t>* shape) const {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   Handle set(H5Dopen2(id_, dataset.c_str(), H5P_DEFAULT), H5Dclose);
   if (!set.ok()) fail(path_, dataset, "dataset not found");
   Handle type(H5Dget_type(set.get()), H5Tclose);
@@ -209,17 +223,17 @@ T read_numeric_attribute(hid_t file, const std::string& path, const std::string&
 }  // namespace
 
 void H5File::set_attribute(const std::string& object, const std::string& name, double value) {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   write_attribute(id_, path_, object, name, H5T_NATIVE_DOUBLE, &value);
 }
 
 void H5File::set_attribute(const std::string& object, const std::string& name, std::int64_t value) {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   write_attribute(id_, path_, object, name, H5T_NATIVE_INT64, &value);
 }
 
 void H5File::set_attribute(const std::string& object, const std::string& name, const std::string& value) {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
@@ -228,17 +242,17 @@ void H5File::set_attribute(const std::string& object, const std::string& name, c
 }
 
 double H5File::attribute_double(const std::string& object, const std::string& name) const {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   return read_numeric_attribute<double>(id_, path_, object, name, H5T_NATIVE_DOUBLE);
 }
 
 std::int64_t H5File::attribute_int(const std::string& object, const std::string& name) const {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   return read_numeric_attribute<std::int64_t>(id_, path_, object, name, H5T_NATIVE_INT64);
 }
 
 std::string H5File::attribute_string(const std::string& object, const std::string& name) const {
-  std::lock_guard lock(hdf5_lock());
+  auto lock = enter_hdf5();
   Handle attr = open_attribute(id_, path_, object, name);
   Handle file_type(H5Aget_type(attr.get()), H5Tclose);
   if (H5Tget_class(file_type.get()) != H5T_STRING || !H5Tis_variable_str(file_type.get()))

@@ -128,7 +128,8 @@ std::shared_ptr<Plugin> PluginLoader::create_plugin(const StageSpec& stage) cons
   if (it == by_name_.end())
     throw Error(fmt::format("{}: no {} plugin '{}' is loaded", stage.section, to_string(stage.kind), stage.plugin));
   std::shared_ptr<Library> library = it->second;
-  Plugin* raw = library->entry->create(stage.params);
+  Plugin* raw = with_context([&] { return fmt::format("{}: {}: plugin '{}' ({}) failed to start", stage.location.str(), stage.section, stage.plugin, library->path); },
+                             [&] { return library->entry->create(stage.params); });
   // The deleter keeps the library loaded until the object is gone.
   return std::shared_ptr<Plugin>(raw, [library](Plugin* p) { delete p; });
 }

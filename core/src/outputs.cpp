@@ -206,8 +206,14 @@ void record_cache_use(const ExperimentSpec& spec, const RunResult& result) {
   const nlohmann::json use{{"name", spec.name}, {"spec_file", spec.file}, {"finished_at", utc_now()}, {"entries", entries}};
   const fs::path file = dir / (spec.name + ".json");
   const fs::path temporary = dir / fmt::format(".{}.json.tmp.{}", spec.name, ::getpid());
-  write_text(temporary, use.dump(1) + "\n");
-  fs::rename(temporary, file);
+  try {
+    write_text(temporary, use.dump(1) + "\n");
+    fs::rename(temporary, file);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(temporary, ec);
+    throw;
+  }
 }
 }  // namespace
 
@@ -228,6 +234,10 @@ std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& resul
     write_h5(staging / "certificates.h5", result);
     write_text(staging / "summary.md", summary_markdown(spec, result));
     write_text(staging / "manifest.json", manifest(spec, result).dump(2) + "\n");
+  } catch (const Error& e) {
+    fs::remove_all(staging, ec);
+    if (!fs::exists(final_dir)) throw;
+    throw Error(fmt::format("{}; the outputs of the last finished run in {} are untouched", e.what(), final_dir.string()));
   } catch (...) {
     fs::remove_all(staging, ec);
     throw;

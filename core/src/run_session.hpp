@@ -11,6 +11,7 @@
 #include <mutex>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +21,7 @@
 #include "rguard/cache.hpp"
 #include "rguard/certifier.hpp"
 #include "rguard/dataset.hpp"
+#include "rguard/error.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/metric.hpp"
@@ -40,6 +42,13 @@ inline constexpr const char* kEmbeddingStage = "embeddings";
 inline constexpr const char* kSampleStage = "samples";
 inline constexpr const char* kAuditStage = "audit";
 inline constexpr const char* kCheckpointStage = "checkpoint";  // training in progress (same key as the backbone)
+
+// "spec.yaml:4:11: point 'main': backbone plugin 'small_cnn' failed while ...": whom a
+// failure escaping a plugin is attributed to (with_context, rguard/error.hpp).
+inline std::string plugin_failure(const PipelineSpec& spec, const StageSpec& stage, std::string_view doing) {
+  return fmt::format("{}: point '{}': {} plugin '{}' failed {}", stage.location.str(), spec.point, to_string(stage.kind),
+                     stage.plugin, doing);
+}
 
 // What a dataset plugin delivered, shared by every point with the same dataset spec.
 struct LoadedData {

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <torch/types.h>
 
+#include <cmath>
+
 #include "rguard/error.hpp"
 
 namespace rguard {
@@ -27,11 +29,33 @@ void check_set(const ImageSet& set, const std::string& plugin, const char* name,
   if (set.images.size(0) == 0 && !may_be_empty) fail("is empty; check the dataset's class selection");
   if (set.images.numel() > 0) {
     const double lo = set.images.min().item<double>(), hi = set.images.max().item<double>();
-    if (lo < 0.0 || hi > 1.0)
+    if (!(lo >= 0.0) || !(hi <= 1.0))  // NaN fails too
       fail(fmt::format("pixels must lie in [0, 1] (noise is added in that space), got [{}, {}]", lo, hi));
   }
 }
 }  // namespace
+
+void check_embedding_shape(const at::Tensor& embedding, std::int64_t rows, std::int64_t dim, const std::string& who) {
+  if (embedding.dim() == 2 && embedding.size(0) == rows && embedding.size(1) == dim &&
+      embedding.scalar_type() == torch::kFloat)
+    return;
+  throw Error(fmt::format("{}: forward returned {} [{}] for {} images, expected Float [{}, {}] "
+                          "(its embedding_dim() says {})",
+                          who, c10::toString(embedding.scalar_type()), fmt::join(embedding.sizes(), ", "), rows, rows,
+                          dim, dim));
+}
+
+void check_embedding_rows(const float* rows, std::int64_t count, std::int64_t dim, const std::string& who,
+                          const std::function<std::string(std::int64_t)>& describe_row) {
+  for (std::int64_t i = 0; i < count; ++i) {
+    double norm2 = 0;
+    for (std::int64_t d = 0; d < dim; ++d) norm2 += static_cast<double>(rows[i * dim + d]) * rows[i * dim + d];
+    if (norm2 > 0 && std::isfinite(norm2)) continue;
+    throw Error(fmt::format("{} returned a {} embedding for {}; embeddings must be finite and "
+                            "nonzero (diverged weights? an input it cannot handle?)",
+                            who, std::isfinite(norm2) ? "zero" : "non-finite", describe_row(i)));
+  }
+}
 
 void validate_retrieval_data(const RetrievalData& data, const std::string& plugin) {
   check_set(data.train, plugin, "train", true);

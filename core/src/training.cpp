@@ -7,15 +7,18 @@
 #include "rguard/training.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 #include <torch/optim/adam.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <sstream>
 
 #include "rguard/backbone.hpp"
 #include "rguard/error.hpp"
+#include "rguard/tensors.hpp"
 
 namespace rguard {
 
@@ -166,6 +169,12 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       if (config.noise_sigma > 0)
         images = images + config.noise_sigma * at::normal(0.0, 1.0, images.sizes(), generator);
       auto embedding = backbone.forward(images.to(device));
+      check_embedding_shape(embedding, images.size(0), backbone.embedding_dim(), "the backbone being trained");
+      // Stop before a non-finite step spoils the weights: the last checkpoint stays good.
+      if (!embedding.isfinite().all().item<bool>())
+        throw Error(fmt::format("training diverged in epoch {}, step {}: the backbone returned non-finite embeddings; "
+                                "lower backbone.train.lr or check its forward pass (the last epoch's checkpoint is kept)",
+                                epoch + 1, step + 1));
       const std::int64_t b = embedding.size(0), k = embedding.size(1);
       auto distance = (2.0 - 2.0 * embedding.matmul(embedding.t())).clamp_min(1e-8).sqrt();
       auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
@@ -182,11 +191,16 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       auto loss_neg = torch::relu(beta_d - d_an + config.margin);
       auto active = ((loss_pos > 0).sum() + (loss_neg > 0).sum()).clamp_min(1).to(torch::kFloat);
       auto loss = (loss_pos.sum() + loss_neg.sum()) / active;
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value))
+        throw Error(fmt::format("training diverged in epoch {}, step {}: the loss is {}; lower backbone.train.lr "
+                                "or check the backbone's forward pass (the last epoch's checkpoint is kept)",
+                                epoch + 1, step + 1, loss_value));
       optimiser.zero_grad();
       loss.backward();
       optimiser.step();
       seen += b;
-      if (progress) progress(seen, total, loss.item<double>());
+      if (progress) progress(seen, total, loss_value);
     }
     // Multistep schedule (the paper: x0.3 after epochs 30, 55, 75) on the backbone's group.
     if (std::find(config.lr_milestones.begin(), config.lr_milestones.end(), epoch + 1) != config.lr_milestones.end()) {

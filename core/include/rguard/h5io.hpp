@@ -21,7 +21,9 @@ class H5File {
   ~H5File();
 
   const std::string& path() const { return path_; }
-  void close();  // flushes; also done by the destructor (which never throws)
+  // Flushes and closes; throws rguard::Error when that fails (a full disk may show only
+  // here). The destructor closes too, silently: writers call close() to know.
+  void close();
   bool exists(const std::string& object) const;
 
   // Datasets are created with their parent groups. T: float, double, int64_t, uint8_t.
@@ -44,6 +46,7 @@ class H5File {
 
  private:
   H5File(std::string path, std::int64_t id) : path_(std::move(path)), id_(id) {}
+  bool release() noexcept;  // flushes and closes; false when either failed
   std::string path_;
   std::int64_t id_ = -1;
 };
