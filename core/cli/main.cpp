@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <tuple>
@@ -153,7 +154,7 @@ void print_shard_summary(const RunResult& part, const RunOptions& options, const
       "shard {}/{}: {} of its {} query blocks sampled now, the rest were in the cache ({} blocks in all, cache {}).\n"
       "When every shard is done: rguard run without --shard writes the outputs (it reuses every block); with "
       "separate caches, first: rguard cache merge SHARD_CACHE... --cache {}\n",
-      options.shard, options.shards, part.blocks_computed, part.blocks_in_shard, part.blocks_total, cache_root, cache_root);
+      options.shard, options.shards, part.computed_blocks.size(), part.blocks_in_shard, part.blocks_total, cache_root, cache_root);
 }
 
 // Rank and size when started by an MPI launcher (OpenMPI's mpirun, or MPICH/Hydra).
@@ -178,16 +179,19 @@ int run_as_rank(const ExperimentSpec& spec, const PluginLoader& loader, RunOptio
   const RunResult part = run_experiment(spec, loader, slice);
   if (rank.first != 0) {
     std::cout << fmt::format("rank {}/{}: {} of its {} query blocks sampled\n", rank.first, rank.second,
-                             part.blocks_computed, part.blocks_in_shard);
+                             part.computed_blocks.size(), part.blocks_in_shard);
     return 0;
   }
   options.force.clear();  // the slices already recomputed what --force asked for
   const RunResult result = run_experiment(spec, loader, options);
   print_run_summary(result);
-  if (result.blocks_computed > 0)
-    std::cout << fmt::format("mpi: rank 0 sampled {} query block(s) of other ranks that were not in the cache when "
-                             "it reached them (a rank had died, or had not started them yet)\n",
-                             result.blocks_computed);
+  // Block b belongs to rank b % K: name the ranks whose blocks rank 0 had to sample.
+  std::map<int, std::int64_t> missing;
+  for (const std::int64_t b : result.computed_blocks) ++missing[static_cast<int>(b % rank.second)];
+  for (const auto& [r, count] : missing)
+    std::cout << fmt::format("mpi: rank {}/{}: {} of its {} query block(s) were not in the cache when rank 0 reached "
+                             "them; rank 0 sampled them (did rank {} die or start late? see its output)\n",
+                             r, rank.second, count, (result.blocks_total - r + rank.second - 1) / rank.second, r);
   return result.soundness_failed ? 3 : 0;
 }
 

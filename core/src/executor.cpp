@@ -581,7 +581,7 @@ void certify_all(Session& s) {
     if (failed) break;
     const bool was_cached = block->cached;
     writer.try_put(sample(block));
-    if (!was_cached && !block->cached) ++s.blocks_computed;
+    if (!was_cached && !block->cached) s.computed_blocks.push_back(static_cast<std::int64_t>(b));
   }
   graph.wait_for_all();
   progress.finish();
@@ -707,7 +707,7 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
 
   RunResult result;
   for (const auto& p : s.points) result.blocks_total += static_cast<std::int64_t>(p->blocks.size());
-  result.blocks_computed = s.blocks_computed;
+  result.computed_blocks = s.computed_blocks;
   result.blocks_in_shard = s.blocks_in_shard;
   if (s.shards > 1) {
     result.stages = s.stages;

@@ -118,7 +118,8 @@ struct Session {
   int threads = 1;
   int force = 99;  // stages at or after this index are recomputed
   int shard = 0, shards = 1;
-  std::int64_t blocks_computed = 0, blocks_in_shard = 0;
+  std::int64_t blocks_in_shard = 0;
+  std::vector<std::int64_t> computed_blocks;
   std::map<std::string, std::unique_ptr<LoadedData>> datasets;
   std::map<std::string, std::unique_ptr<Model>> models;
   std::vector<std::unique_ptr<Point>> points;

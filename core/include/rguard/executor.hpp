@@ -50,7 +50,7 @@ struct RunResult {
   bool soundness_failed = false;  // the audit found more violations than alpha allows
   // A shard run (RunOptions::shards > 1) only fills the cache: no points, no outputs.
   std::int64_t blocks_total = 0;     // query blocks of all points
-  std::int64_t blocks_computed = 0;  // sampled by this run
+  std::vector<std::int64_t> computed_blocks;  // the blocks this run sampled (numbered over all points, as --shard does)
   std::int64_t blocks_in_shard = 0;  // a shard run: the blocks assigned to it
 };
 
