@@ -13,12 +13,16 @@ mkdir -p "$work"
 ./build/rguard run pipelines/quickstart.yaml --set "output=$work/out" -q >/dev/null  # train once (cached)
 ./build/rguard run pipelines/quickstart.yaml --set "output=$work/out" --force samples -q >/dev/null
 pipeline=$(/usr/bin/python3 bench/sampling_rate.py "$work/out/quickstart/manifest.json")
+# The directional bound also sums f f^T per sample (certifier.bound: directional).
+./build/rguard run pipelines/quickstart.yaml --set "output=$work/out" --set certifier.bound=directional \
+  --force samples -q >/dev/null
+directional=$(/usr/bin/python3 bench/sampling_rate.py "$work/out/quickstart/manifest.json")
 ./build/rguard_bench_forward 256 1 3 | tee "$work/raw2.txt"
-/usr/bin/python3 - "$pipeline" "$work/raw1.txt" "$work/raw2.txt" <<'PY'
+/usr/bin/python3 - "$pipeline" "$directional" "$work/raw1.txt" "$work/raw2.txt" <<'PY'
 import sys
-pipeline = float(sys.argv[1])
+pipeline, directional = float(sys.argv[1]), float(sys.argv[2])
 raw = {}
-for path in sys.argv[2:]:
+for path in sys.argv[3:]:
     for line in open(path):
         parts = line.split()
         if len(parts) == 2 and parts[1].replace(".", "").isdigit():
@@ -31,4 +35,6 @@ print(f"raw noise + forward, one after the other    {mean['both']:10.0f} images/
       f"{100 * (1 - pipeline / mean['both']):.1f}%")
 print(f"raw plain LibTorch modules (torch::nn)      {mean['eager']:10.0f} images/s -> pipeline is "
       f"{pipeline / mean['eager']:.2f}x faster")
+print(f"pipeline with second moments (directional) {directional:10.0f} samples/s -> "
+      f"{100 * (1 - directional / pipeline):.1f}% slower than the default")
 PY

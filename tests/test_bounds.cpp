@@ -2,6 +2,7 @@
 // the formulas of product.md section 2), edge cases, and the property R_B >= R_A.
 #include "prelude.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -106,6 +107,78 @@ TEST_CASE("variance-adaptive rho: below McDiarmid for n >= 200 and monotone") {
   // Tiny n: the linear term a L/(3n) dominates; at alpha = 1e-3 the crossover is n = 47.
   CHECK(rguard::bernstein_radius(46, 1e-3, 0.0) > rguard::mcdiarmid_radius(46, 1e-3));
   CHECK(rguard::bernstein_radius(47, 1e-3, 0.0) < rguard::mcdiarmid_radius(47, 1e-3));
+}
+
+TEST_CASE("directional deviation: Maurer-Pontil reference values") {
+  // Python: L = log(2/delta); sqrt(2*v*L/n) + 14*L/(3*(n-1))  (docs/certificates.md, Lemma 1'')
+  CHECK(rguard::empirical_bernstein_deviation(25000, 1e-3 / 4e6, 0.005) == doctest::Approx(0.007276788713684876).epsilon(1e-12));
+  CHECK(rguard::empirical_bernstein_deviation(4000, 1e-6, 0.1) == doctest::Approx(0.043864861456166596).epsilon(1e-12));
+  CHECK(rguard::empirical_bernstein_deviation(2, 0.5, 0.25) == doctest::Approx(7.058078696483893).epsilon(1e-12));
+  CHECK(rguard::empirical_bernstein_deviation(100000, 1e-9, 0.0) == doctest::Approx(0.0009994426019096492).epsilon(1e-12));
+  CHECK(rguard::empirical_bernstein_deviation(100000, 1e-9, -1e-18) == rguard::empirical_bernstein_deviation(100000, 1e-9, 0.0));
+  CHECK(std::isinf(rguard::empirical_bernstein_deviation(1, 0.5, 0.0)));
+}
+
+TEST_CASE("directional deviations: the covariance from packed sums and each direction's variance match the samples") {
+  // Explicit unit samples in R^3; the sample variance of <f_i, u> computed directly must
+  // equal what the deviations were built from.
+  const std::vector<std::vector<double>> samples{{1, 0, 0}, {0.6, 0.8, 0}, {0.8, 0, 0.6}, {0, 1, 0}, {0.6, 0, -0.8}};
+  const std::int64_t n = 5, k = 3;
+  std::vector<double> sum(3, 0.0), squares;
+  squares.assign(6, 0.0);
+  for (const auto& f : samples) {
+    std::size_t packed = 0;
+    for (std::size_t a = 0; a < 3; ++a) {
+      sum[a] += f[a];
+      for (std::size_t b = a; b < 3; ++b) squares[packed++] += f[a] * f[b];
+    }
+  }
+  const auto covariance = rguard::sample_covariance(n, k, sum.data(), squares.data());
+  auto variance_along = [&](const std::vector<double>& u) {  // unbiased, from the samples
+    double mean = 0, m2 = 0;
+    for (const auto& f : samples) mean += (f[0] * u[0] + f[1] * u[1] + f[2] * u[2]) / n;
+    for (const auto& f : samples) m2 += std::pow(f[0] * u[0] + f[1] * u[1] + f[2] * u[2] - mean, 2);
+    return m2 / (n - 1);
+  };
+  CHECK(covariance[0] == doctest::Approx(variance_along({1, 0, 0})).epsilon(1e-12));
+  CHECK(covariance[1] == covariance[3]);  // symmetric
+  Case c{{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}, {0.6, 0, 0.8}}, {0, 1, 1, 0}, {sum[0] / n, sum[1] / n, sum[2] / n}, 0};
+  auto g = c.geometry();
+  REQUIRE(g.positive == 0);
+  std::vector<double> flat;
+  for (const auto& row : c.gallery) flat.insert(flat.end(), row.begin(), row.end());
+  const double alpha = 0.01;
+  std::vector<double> pair, item;
+  rguard::set_directional_deviations(g, flat.data(), 4, k, covariance, n, 2, alpha, pair, item);
+  const double delta = alpha / (2 * 2 + 2 + 2);  // |P||N| + |P| + |N| directions
+  for (std::size_t i = 0; i < g.negatives.size(); ++i) {
+    const auto& en = c.gallery[static_cast<std::size_t>(g.negatives[i])];
+    std::vector<double> u{1 - en[0], -en[1], -en[2]};
+    const double norm = std::sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]);
+    for (auto& x : u) x /= norm;
+    CHECK(pair[i] == doctest::Approx(rguard::empirical_bernstein_deviation(n, delta, variance_along(u))).epsilon(1e-12));
+  }
+  for (std::size_t j = 0; j < 4; ++j)
+    CHECK(item[j] == doctest::Approx(rguard::empirical_bernstein_deviation(n, delta, variance_along(c.gallery[j]))).epsilon(1e-12));
+  // Without a norm radius (rho = inf) A is not certified; B uses the deviations, which at
+  // n = 5 exceed every margin.
+  const auto r = certified_radii(g, std::numeric_limits<double>::infinity(), 0.5);
+  CHECK(r.a == -std::numeric_limits<double>::infinity());
+  CHECK(r.b == -std::numeric_limits<double>::infinity());
+  CHECK(std::find(pair.begin(), pair.end(), r.b_deviation) != pair.end());  // the binding negative's
+}
+
+TEST_CASE("directional deviations equal to rho give the radii of rho") {
+  Case c{{{1, 0, 0}, {0.6, 0.8, 0}, {0, 0, 1}, {0, 0.6, 0.8}}, {0, 0, 1, 1}, {0.5, 0.45, 0.2}, 0};
+  auto g = c.geometry();
+  const auto plain = certified_radii(g, 0.03, 0.25);
+  const std::vector<double> pair(g.negatives.size(), 0.03), item(4, 0.03);
+  g.pair_deviation = pair.data();
+  g.item_deviation = item.data();
+  const auto directional = certified_radii(g, std::numeric_limits<double>::infinity(), 0.25);
+  CHECK(directional.b == doctest::Approx(plain.b).epsilon(1e-14));
+  CHECK(directional.c == doctest::Approx(plain.c).epsilon(1e-14));
+  CHECK(directional.b_deviation == 0.03);
 }
 
 TEST_CASE("A B C on a two-item gallery (hand case 1)") {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -181,6 +182,46 @@ TEST_CASE("a tiny pipeline runs end to end and writes every output") {
     CHECK(c.rho == doctest::Approx(mcdiarmid_radius(300, 0.01)));
     CHECK(c.radius_b <= point.certificates[q].radius_b);
   }
+}
+
+TEST_CASE("the directional bound: second moments sampled once and cached, the same F-hat, radius A not claimed") {
+  Workspace ws("directional");
+  const auto plain = ws.run();
+  const auto first = ws.run({"certifier.bound=directional"});
+  CHECK(status_of(first, "samples") == "computed");  // blocks with second moments have their own key
+  const auto& a = plain.points[0];
+  const auto& b = first.points[0];
+  CHECK(b.mean_embedding == a.mean_embedding);  // the same noise, summed in the same order
+  REQUIRE(b.certificates.size() == a.certificates.size());
+  for (const auto& c : b.certificates) {
+    CHECK(c.radius_a == -std::numeric_limits<double>::infinity());
+    CHECK(std::isfinite(c.rho));  // the deviation at R_B's binding negative
+    CHECK(c.rho > 0);
+    CHECK(c.radius == (c.abstain ? 0.0 : std::max(c.radius_b, c.radius_c)));
+  }
+  const auto csv = ws.file("certificates.csv");
+  const auto again = ws.run({"certifier.bound=directional"});
+  CHECK(status_of(again, "samples") == "reused");
+  CHECK(ws.file("certificates.csv") == csv);
+  // Each cached block holds sum f f^T, packed: its trace is n (every f has unit norm).
+  int blocks = 0;
+  for (const auto& item : fs::directory_iterator(ws.root / "cache" / "samples")) {
+    if (item.path().extension() != ".h5") continue;
+    H5File h5 = H5File::open_read(item.path().string());
+    if (!h5.exists("/sum_squares")) continue;
+    std::vector<std::uint64_t> shape;
+    const auto squares = h5.read<double>("/sum_squares", &shape);
+    REQUIRE(shape.size() == 2);
+    CHECK(shape[1] == 8 * 9 / 2);
+    for (std::uint64_t q = 0; q < shape[0]; ++q) {
+      double trace = 0;
+      std::size_t packed = q * shape[1];
+      for (std::size_t d = 0; d < 8; packed += 8 - d, ++d) trace += squares[packed];
+      CHECK(trace == doctest::Approx(300.0).epsilon(1e-12));
+    }
+    ++blocks;
+  }
+  CHECK(blocks == 3);
 }
 
 TEST_CASE("a rerun reuses every stage and writes the same certificate bytes") {

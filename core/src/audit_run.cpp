@@ -195,7 +195,7 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
         {
           std::lock_guard torch(s.torch_lock);
           accumulate_samples(s, p, rows, batch_ids, samples,
-                             derive_seed(p.spec->seed, fmt::format("noise/audit/{}/{}", stage.canonical(), e)), sums, nullptr);
+                             derive_seed(p.spec->seed, fmt::format("noise/audit/{}/{}", stage.canonical(), e)), sums, nullptr, nullptr);
         }
         for (std::size_t i = begin; i < end; ++i) {
           const std::size_t local = i - begin;

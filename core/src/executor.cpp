@@ -76,16 +76,18 @@ std::string embedding_key(const Session& s, const Model& model) {
 }
 
 std::string sample_key(const Session& s, const Point& p) {
-  return Hasher()
-      .text("samples/1")
+  Hasher h;
+  h.text("samples/1")
       .text(forward_identity(p.spec->backbone))
       .text(p.model->weights_hash)
       .text(p.data->fingerprint)
       .text(p.spec->noise.canonical())
       .u64(static_cast<std::uint64_t>(p.certifier->plan().n))
       .u64(p.spec->seed)
-      .text(s.device.str())
-      .hex();
+      .text(s.device.str());
+  // Blocks with second moments hold more; keys without them stay what they were.
+  if (p.certifier->plan().second_moments) h.text("second moments");
+  return h.hex();
 }
 
 // ---- setup --------------------------------------------------------------------------
@@ -438,9 +440,16 @@ bool load_block(const Session& s, Block& block) {
   std::vector<std::uint64_t> shape;
   auto ids = entry->read<std::int64_t>("/query_id");
   auto sums = entry->read<double>("/sum", &shape);
+  const auto rows = static_cast<std::uint64_t>(block.rows.size()), dim = static_cast<std::uint64_t>(p.model->dim);
   const bool ok = ids == block.rows && entry->attribute_int("/", "n") == p.certifier->plan().n &&
-                  shape == std::vector<std::uint64_t>{block.rows.size(), static_cast<std::uint64_t>(p.model->dim)};
+                  shape == std::vector<std::uint64_t>{rows, dim};
   if (!ok) return false;
+  if (p.certifier->plan().second_moments) {
+    if (!entry->exists("/sum_squares")) return false;
+    auto squares = entry->read<double>("/sum_squares", &shape);
+    if (shape != std::vector<std::uint64_t>{rows, dim * (dim + 1) / 2}) return false;
+    block.sum_squares = std::move(squares);
+  }
   block.sums = std::move(sums);
   block.seconds = entry->attribute_double("/", "seconds");
   block.cached = true;
@@ -456,7 +465,7 @@ void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_d
   std::vector<const float*> rows;
   for (auto id : block.rows) rows.push_back(images + id * pixels);
   accumulate_samples(s, p, rows, block.rows, p.certifier->plan().n, derive_seed(p.spec->seed, "noise/certify"),
-                     block.sums, &samples_done);
+                     block.sums, p.certifier->plan().second_moments ? &block.sum_squares : nullptr, &samples_done);
   block.seconds = seconds_since(start);
 }
 
@@ -464,7 +473,9 @@ void store_block(const Session& s, const Block& block) {
   const Point& p = *block.point;
   s.cache.publish(kSampleStage, block.key, [&](H5File& file) {
     file.write("/query_id", block.rows);
-    file.write("/sum", block.sums.data(), {block.rows.size(), static_cast<std::uint64_t>(p.model->dim)});
+    const auto dim = static_cast<std::uint64_t>(p.model->dim);
+    file.write("/sum", block.sums.data(), {block.rows.size(), dim});
+    if (!block.sum_squares.empty()) file.write("/sum_squares", block.sum_squares.data(), {block.rows.size(), dim * (dim + 1) / 2});
     file.set_attribute("/", "n", p.certifier->plan().n);
     file.set_attribute("/", "seconds", block.seconds);
   });
@@ -478,8 +489,11 @@ void certify_block(Block& block) {
   block.certificates.clear();
   for (std::size_t i = 0; i < block.rows.size(); ++i) {
     const auto id = static_cast<std::size_t>(block.rows[i]);
+    const std::int64_t dim = p.model->dim;
     QueryStats stats{block.rows[i], d.query_label[id], d.query_gallery_index[id], n,
-                     block.sums.data() + static_cast<std::int64_t>(i) * p.model->dim};
+                     block.sums.data() + static_cast<std::int64_t>(i) * dim,
+                     block.sum_squares.empty() ? nullptr
+                                               : block.sum_squares.data() + static_cast<std::int64_t>(i) * dim * (dim + 1) / 2};
     block.certificates.push_back(p.certifier->certify(stats, gallery, p.noise->sigma()));
   }
 }
@@ -802,10 +816,11 @@ namespace rguard::run {
 // Streams n noisy copies of each image through the backbone, in forward batches that may
 // hold several images, and sums the unit embeddings in double precision in sample order
 // (so the sum does not depend on how samples were batched). Image i's noise is keyed by
-// noise_ids[i]; sums is [images x dim].
+// noise_ids[i]; sums is [images x dim], sum_squares (if asked) [images x dim (dim + 1) / 2].
 void accumulate_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
                         const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
-                        std::vector<double>& sums, std::atomic<std::int64_t>* samples_done) {
+                        std::vector<double>& sums, std::vector<double>* sum_squares,
+                        std::atomic<std::int64_t>* samples_done) {
   const Model& m = *p.model;
   at::set_num_threads(s.threads);  // per thread: this may run on a TBB worker
   const std::int64_t batch_size = p.certifier->plan().batch;
@@ -814,6 +829,9 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
   const std::int64_t dim = m.dim;
   const auto rows = static_cast<std::int64_t>(images.size());
   sums.assign(static_cast<std::size_t>(rows * dim), 0.0);
+  const std::int64_t packed = dim * (dim + 1) / 2;
+  if (sum_squares) sum_squares->assign(static_cast<std::size_t>(rows * packed), 0.0);
+  std::vector<double> unit(static_cast<std::size_t>(dim));
   // On a GPU the noisy batch is copied from pinned host memory, asynchronously; the
   // buffer is refilled only after the embeddings came back, which waits for that copy.
   const at::Tensor host = at::empty({batch_size * pixels}, at::TensorOptions().dtype(at::kFloat).pinned_memory(s.device.is_cuda()));
@@ -862,8 +880,16 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
       // f maps to the unit sphere (product.md section 2); renormalising in double keeps
       // ||f|| <= 1, which the McDiarmid bound needs, exact beyond float rounding.
       const double inv = 1.0 / std::sqrt(norm2);
-      double* sum = sums.data() + row_query[static_cast<std::size_t>(i)] * dim;
+      const std::int64_t q = row_query[static_cast<std::size_t>(i)];
+      double* sum = sums.data() + q * dim;
       for (std::int64_t d = 0; d < dim; ++d) sum[d] += row[d] * inv;
+      if (!sum_squares) continue;
+      for (std::int64_t d = 0; d < dim; ++d) unit[static_cast<std::size_t>(d)] = row[d] * inv;
+      double* square = sum_squares->data() + q * packed;
+      for (std::int64_t a = 0; a < dim; ++a) {
+        const double u = unit[static_cast<std::size_t>(a)];
+        for (std::int64_t b = a; b < dim; ++b) *square++ += u * unit[static_cast<std::size_t>(b)];
+      }
     }
     if (samples_done) *samples_done += filled;
   }

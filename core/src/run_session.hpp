@@ -87,6 +87,7 @@ struct Block {
   bool cached = false;
   CacheLock lock;            // held while this process computes the block
   std::vector<double> sums;  // [rows x dim], sum over samples of f(x + delta) / ||f||
+  std::vector<double> sum_squares;  // [rows x dim (dim + 1) / 2], packed sum of f f^T, when the plan asks
   double seconds = 0;
   std::vector<Certificate> certificates;
 };
@@ -149,10 +150,12 @@ struct Session {
 };
 
 // Streams n noisy copies of each image through the point's backbone and sums the unit
-// embeddings in double precision, in sample order (executor.cpp).
+// embeddings in double precision, in sample order; with `sum_squares`, also their packed
+// outer products (executor.cpp).
 void accumulate_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
                         const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
-                        std::vector<double>& sums, std::atomic<std::int64_t>* samples_done);
+                        std::vector<double>& sums, std::vector<double>* sum_squares,
+                        std::atomic<std::int64_t>* samples_done);
 
 // Attacks the point's certified queries and audits their certificates (audit_run.cpp).
 std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& point);

@@ -17,6 +17,7 @@ struct SamplingPlan {
   std::int64_t n = 0;        // samples per query
   std::int64_t batch = 0;    // noisy images per forward pass (queries are packed when n < batch)
   std::int64_t queries = 0;  // how many queries to certify (0 = all eligible)
+  bool second_moments = false;  // also sum f f^T per query (QueryStats::sum_squares)
 };
 
 // The sufficient statistics of one query: F-hat = sum / n (sum in double).
@@ -26,6 +27,9 @@ struct QueryStats {
   std::int64_t gallery_index = -1;  // the query's own gallery row (excluded), or -1
   std::int64_t n = 0;
   const double* sum = nullptr;      // [dim]
+  // When plan().second_moments: the packed upper triangle of sum f f^T, row by row
+  // ((0,0), (0,1), ..., (1,1), ...), dim (dim + 1) / 2 values; null otherwise.
+  const double* sum_squares = nullptr;
 };
 
 struct Certificate {

@@ -21,10 +21,10 @@ using rguard::ParamType;
 class RetrievalGuard final : public rguard::Certifier {
  public:
   explicit RetrievalGuard(const rguard::Params& p)
-      : plan_{p.get_int("n"), p.get_int("batch"), p.get_int("queries")},
+      : plan_{p.get_int("n"), p.get_int("batch"), p.get_int("queries"), p.get_string("bound") == "directional"},
         alpha_(p.get_float("alpha")),
         choice_(p.get_string("radius")),
-        variance_adaptive_(p.get_string("bound") == "bernstein") {}
+        bound_(p.get_string("bound")) {}
 
   rguard::SamplingPlan plan() const override { return plan_; }
   double alpha() const override { return alpha_; }
@@ -52,8 +52,10 @@ class RetrievalGuard final : public rguard::Certifier {
       f_norm2 += f[d] * f[d];
     }
     c.f_norm = std::sqrt(f_norm2);
-    c.rho = variance_adaptive_ ? rguard::bernstein_radius(stats.n, alpha_, c.f_norm)
-                               : rguard::mcdiarmid_radius(stats.n, alpha_);
+    // The directional bound has no norm radius: it bounds each direction the radii use.
+    c.rho = bound_ == "bernstein"    ? rguard::bernstein_radius(stats.n, alpha_, c.f_norm)
+            : bound_ == "mcdiarmid" ? rguard::mcdiarmid_radius(stats.n, alpha_)
+                                    : std::numeric_limits<double>::infinity();
 
     // The gallery rows renormalised in double: the bounds assume unit vectors exactly.
     std::vector<double> local;
@@ -69,6 +71,7 @@ class RetrievalGuard final : public rguard::Certifier {
 
     rguard::QueryGeometry geometry;
     geometry.f_norm2 = f_norm2;
+    std::int64_t positives = 0;
     double best_pos = std::numeric_limits<double>::infinity(), best_any = best_pos;
     for (std::int64_t j = 0; j < g; ++j) {
       if (j == stats.gallery_index) continue;
@@ -78,6 +81,7 @@ class RetrievalGuard final : public rguard::Certifier {
         c.predict_index = j;
       }
       if (gallery.label[j] == stats.label) {
+        ++positives;
         if (distance2 < best_pos) {
           best_pos = distance2;
           geometry.positive = j;
@@ -99,7 +103,16 @@ class RetrievalGuard final : public rguard::Certifier {
     geometry.dot = dot.data();
     geometry.norm2 = norm2.data();
     geometry.gram_p = gram_p.data();
+    std::vector<double> pair_deviation, item_deviation;
+    if (plan_.second_moments) {
+      if (!stats.sum_squares)
+        throw rguard::Error("certifier retrievalguard: bound 'directional' needs the samples' second moments, "
+                            "which this block does not have");
+      rguard::set_directional_deviations(geometry, e, g, k, rguard::sample_covariance(stats.n, k, stats.sum, stats.sum_squares),
+                                         stats.n, positives, alpha_, pair_deviation, item_deviation);
+    }
     const rguard::Radii r = rguard::certified_radii(geometry, c.rho, sigma);
+    if (plan_.second_moments) c.rho = r.b_deviation;  // the deviation at the negative that bounds R_B
     c.d_pos = r.d_pos;
     c.d_neg = r.d_neg;
     c.radius_a = r.a;
@@ -117,7 +130,7 @@ class RetrievalGuard final : public rguard::Certifier {
   rguard::SamplingPlan plan_;
   double alpha_;
   std::string choice_;
-  bool variance_adaptive_;
+  std::string bound_;
 };
 
 std::vector<ParamSpec> schema() {
@@ -133,13 +146,14 @@ std::vector<ParamSpec> schema() {
       {.name = "radius", .type = ParamType::String, .default_value = "max",
        .doc = "reported radius: max of A, B, C (sound), or one of them", .choices = "max|a|b|c"},
       {.name = "bound", .type = ParamType::String, .default_value = "bernstein",
-       .doc = "confidence radius rho of ||F-hat - F||: variance-adaptive Bernstein (smaller for every n >= 200) "
-              "or McDiarmid (docs/certificates.md)",
-       .choices = "bernstein|mcdiarmid"},
+       .doc = "how far F-hat may be from F: bernstein (variance-adaptive, on ||F-hat - F||), mcdiarmid (worst case), "
+              "or directional (empirical Bernstein on each direction the radii use; needs the samples' second moments "
+              "and certifies B and C, not A); docs/certificates.md",
+       .choices = "bernstein|mcdiarmid|directional"},
   };
 }
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Certifier, "retrievalguard", "1.1",
+RGUARD_PLUGIN(rguard::PluginKind::Certifier, "retrievalguard", "1.2",
               "RetrievalGuard certified l2 radii A, B, C for smoothed 1-NN retrieval", RetrievalGuard, schema())
