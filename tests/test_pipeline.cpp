@@ -608,6 +608,11 @@ TEST_CASE("attacks in a pipeline: a large-eps pgd_l2 breaks an undefended model 
   // Deterministic: the same run again from an empty cache gives the same per-query results.
   run({"cache=" + (ws.root / "cache2").string()});
   CHECK(ws.file("attacks.csv") == attacks_csv);
+  // The directional bound's certificates face the same attacks and audit.
+  const auto directional = run({"certifier.bound=directional"});
+  CHECK(!directional.soundness_failed);
+  CHECK(metric(directional.points[0], "soundness/audited") > 0);
+  CHECK(metric(directional.points[0], "soundness/violations") == 0);
 }
 
 TEST_CASE("map_at_r and r_precision on a hand-made case (pytorch-metric-learning definitions)") {
