@@ -26,6 +26,7 @@
 #include "rguard/metric.hpp"
 #include "rguard/retrieval.hpp"
 #include "rguard/spec.hpp"
+#include "rguard/tensors.hpp"
 
 using namespace rguard;
 namespace fs = std::filesystem;
@@ -437,8 +438,12 @@ TEST_CASE("fashion_mnist reads Debian's package: counts per class splits protoco
   CHECK(torch::equal(torch::bincount(data.query.labels), torch::tensor({0, 0, 0, 0, 0, 1000, 1000, 1000, 1000, 1000})));
   CHECK(torch::equal(torch::bincount(data.train.labels), torch::full({5}, 6000, torch::kLong)));
   CHECK(data.train.images.sizes() == torch::IntArrayRef({30000, 1, 28, 28}));
-  CHECK(data.train.images.min().item<float>() == 0.0f);
-  CHECK(data.train.images.max().item<float>() == 1.0f);
+  CHECK((data.train.images.scalar_type() == torch::kUInt8));  // the file's bytes, a quarter of float's memory
+  const auto pixels = as_pixels(data.train.images.slice(0, 0, 1000));
+  CHECK((pixels.scalar_type() == torch::kFloat));
+  CHECK(pixels.min().item<float>() == 0.0f);
+  CHECK(pixels.max().item<float>() == 1.0f);
+  CHECK(torch::equal(pixels.mul(255.0f).round().to(torch::kUInt8), data.train.images.slice(0, 0, 1000)));
 
   data = make({"dataset.protocol=query_gallery", "dataset.gallery_split=train", "dataset.eval_classes=[7]",
                "dataset.train_classes=[]"})->load();

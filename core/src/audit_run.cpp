@@ -16,6 +16,7 @@
 #include "rguard/error.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/progress.hpp"
+#include "rguard/tensors.hpp"
 #include "run_session.hpp"
 
 namespace rguard::run {
@@ -151,7 +152,7 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
       std::vector<std::int64_t> batch_ids(ids.begin() + static_cast<std::ptrdiff_t>(begin), ids.begin() + static_cast<std::ptrdiff_t>(end));
       const auto id_tensor = torch::tensor(batch_ids, torch::kLong);
       AttackTask task;
-      task.images = p.data->data.query.images.index_select(0, id_tensor).to(s.device);
+      task.images = as_pixels(p.data->data.query.images.index_select(0, id_tensor)).to(s.device);
       task.labels = p.data->data.query.labels.index_select(0, id_tensor).to(s.device);
       task.gallery_index = p.data->data.query_gallery_index.index_select(0, id_tensor).to(s.device);
       task.query_ids = id_tensor;

@@ -117,9 +117,10 @@ void create_plugins(Session& s) {
 }
 
 // Data sets read from files (a non-empty source fingerprint: paths, sizes, mtimes) keep
-// their decoded images in the cache, as uint8 (exactly the decoder's k/255 values): a
-// rerun skips decoding. Their data fingerprint is this key (the images are a function of
-// it), so a rerun does not hash the images either. Others load and are hashed.
+// their decoded images in the cache, as uint8 (what the decoders deliver; float images
+// are stored as round(255 x), exact for k/255 values): a rerun skips decoding and keeps
+// them as uint8. Their data fingerprint is this key (the images are a function of it),
+// so a rerun does not hash the images either. Others load and are hashed.
 std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::string& data_fingerprint) {
   const std::string source = p.dataset->source_fingerprint();
   if (source.empty()) {
@@ -129,10 +130,15 @@ std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::strin
   }
   const std::string key = Hasher().text("dataset/1").text(p.spec->dataset.canonical()).text(source).hex();
   data_fingerprint = Hasher().text("data/from-source").text(key).hex();
-  auto to_bytes = [](const at::Tensor& images) { return images.mul(255.0).round().to(torch::kUInt8).contiguous(); };
+  auto to_bytes = [](const at::Tensor& images) {
+    if (images.scalar_type() == torch::kUInt8) return images.contiguous();
+    return images.mul(255.0).round().to(torch::kUInt8).contiguous();
+  };
   auto from_bytes = [](std::vector<std::uint8_t> bytes, const std::vector<std::uint64_t>& shape) {
+    // The tensor takes the vector over, without a copy: SOP's images are 18 GB.
+    auto owner = std::make_shared<std::vector<std::uint8_t>>(std::move(bytes));
     std::vector<std::int64_t> sizes(shape.begin(), shape.end());
-    return torch::from_blob(bytes.data(), sizes, torch::kUInt8).to(torch::kFloat).div(255.0f);
+    return torch::from_blob(owner->data(), sizes, [owner](void*) {}, torch::kUInt8);
   };
   if (auto entry = s.cache.open("dataset", key)) {
     std::vector<std::uint64_t> shape;
@@ -210,7 +216,7 @@ std::vector<float> embed_all(const Session& s, Model& m, const at::Tensor& image
   constexpr std::int64_t kBatch = 512;
   for (std::int64_t start = 0; start < n; start += kBatch) {
     const std::int64_t end = std::min(n, start + kBatch);
-    auto e = m.backbone->forward(images.slice(0, start, end).to(s.device)).to(torch::kCPU).contiguous();
+    auto e = m.backbone->forward(as_pixels(images.slice(0, start, end)).to(s.device)).to(torch::kCPU).contiguous();
     const std::string who = fmt::format("backbone plugin '{}'", m.spec->backbone.plugin);
     check_embedding_shape(e, end - start, m.dim, who);
     check_embedding_rows(e.data_ptr<float>(), end - start, m.dim, who,
@@ -461,9 +467,11 @@ void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_d
   const Point& p = *block.point;
   const ImageShape shape = p.data->shape();
   const std::int64_t pixels = shape.channels * shape.height * shape.width;
-  const float* images = p.data->data.query.images.data_ptr<float>();
+  // This block's clean images as float pixels (the data set may hold uint8).
+  const at::Tensor clean =
+      as_pixels(p.data->data.query.images.index_select(0, torch::tensor(block.rows, torch::kLong))).contiguous();
   std::vector<const float*> rows;
-  for (auto id : block.rows) rows.push_back(images + id * pixels);
+  for (std::size_t i = 0; i < block.rows.size(); ++i) rows.push_back(clean.data_ptr<float>() + static_cast<std::int64_t>(i) * pixels);
   accumulate_samples(s, p, rows, block.rows, p.certifier->plan().n, derive_seed(p.spec->seed, "noise/certify"),
                      block.sums, p.certifier->plan().second_moments ? &block.sum_squares : nullptr, &samples_done);
   block.seconds = seconds_since(start);

@@ -41,8 +41,8 @@ ImageTransform parse_image_transform(const Params& p) {
 
 namespace {
 
-// One file -> [channels, side, side] floats in [0, 1] (or its own size without crop).
-std::vector<float> decode(const std::string& path, const ImageTransform& t, std::int64_t& height, std::int64_t& width) {
+// One file -> [channels, side, side] bytes, k standing for k/255 (or its own size without crop).
+std::vector<std::uint8_t> decode(const std::string& path, const ImageTransform& t, std::int64_t& height, std::int64_t& width) {
   int w = 0, h = 0, n = 0;
   unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &n, static_cast<int>(t.channels));
   if (!pixels) throw Error(fmt::format("{}: cannot decode the image ({})", path, stbi_failure_reason()));
@@ -68,12 +68,12 @@ std::vector<float> decode(const std::string& path, const ImageTransform& t, std:
   }
   height = ch;
   width = cw;
-  std::vector<float> out(static_cast<std::size_t>(t.channels) * ch * cw);
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(t.channels) * ch * cw);
   for (std::int64_t c = 0; c < t.channels; ++c)
     for (int y = 0; y < ch; ++y)
       for (int x = 0; x < cw; ++x)
         out[static_cast<std::size_t>((c * ch + y) * cw + x)] =
-            image[(static_cast<std::size_t>(y0 + y) * w + static_cast<std::size_t>(x0 + x)) * t.channels + static_cast<std::size_t>(c)] / 255.0f;
+            image[(static_cast<std::size_t>(y0 + y) * w + static_cast<std::size_t>(x0 + x)) * t.channels + static_cast<std::size_t>(c)];
   return out;
 }
 
@@ -82,7 +82,7 @@ std::vector<float> decode(const std::string& path, const ImageTransform& t, std:
 ImageSet load_images(const ImageList& list, const ImageTransform& t, bool skip_unreadable,
                      std::vector<std::string>* skipped) {
   const std::size_t n = list.paths.size();
-  std::vector<std::vector<float>> decoded(n);
+  std::vector<std::vector<std::uint8_t>> decoded(n);
   std::vector<std::int64_t> heights(n, 0), widths(n, 0);
   std::vector<std::string> errors(n);
   tbb::parallel_for(std::size_t{0}, n, [&](std::size_t i) {
@@ -104,19 +104,20 @@ ImageSet load_images(const ImageList& list, const ImageTransform& t, bool skip_u
   }
   ImageSet set;
   if (kept.empty()) {
-    set.images = torch::zeros({0, t.channels, std::max<std::int64_t>(t.crop, 1), std::max<std::int64_t>(t.crop, 1)});
+    set.images = torch::zeros({0, t.channels, std::max<std::int64_t>(t.crop, 1), std::max<std::int64_t>(t.crop, 1)}, torch::kUInt8);
     set.labels = torch::zeros({0}, torch::kLong);
     return set;
   }
   const std::int64_t h = heights[kept.front()], w = widths[kept.front()];
-  set.images = torch::empty({static_cast<std::int64_t>(kept.size()), t.channels, h, w});
+  set.images = torch::empty({static_cast<std::int64_t>(kept.size()), t.channels, h, w}, torch::kUInt8);
   set.labels = torch::empty({static_cast<std::int64_t>(kept.size())}, torch::kLong);
   for (std::size_t k = 0; k < kept.size(); ++k) {
     const std::size_t i = kept[k];
     if (heights[i] != h || widths[i] != w)
       throw Error(fmt::format("{}: {}x{} differs from {}x{} of the other images; set dataset.crop", list.paths[i], heights[i],
                               widths[i], h, w));
-    std::memcpy(set.images[static_cast<std::int64_t>(k)].data_ptr<float>(), decoded[i].data(), decoded[i].size() * sizeof(float));
+    std::memcpy(set.images[static_cast<std::int64_t>(k)].data_ptr<std::uint8_t>(), decoded[i].data(), decoded[i].size());
+    decoded[i] = {};  // the set holds it now: peak memory one copy, not two
     set.labels[static_cast<std::int64_t>(k)] = list.labels[i];
   }
   return set;

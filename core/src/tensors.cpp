@@ -18,8 +18,9 @@ void check_set(const ImageSet& set, const std::string& plugin, const char* name,
     if (may_be_empty) return;
     fail("missing images or labels");
   }
-  if (set.images.dim() != 4 || set.images.scalar_type() != torch::kFloat)
-    fail(fmt::format("expected float32 images [N, C, H, W], got {} {}", c10::toString(set.images.scalar_type()),
+  const bool bytes = set.images.scalar_type() == torch::kByte;
+  if (set.images.dim() != 4 || (!bytes && set.images.scalar_type() != torch::kFloat))
+    fail(fmt::format("expected float32 or uint8 images [N, C, H, W], got {} {}", c10::toString(set.images.scalar_type()),
                      fmt::join(set.images.sizes(), "x")));
   if (set.labels.dim() != 1 || set.labels.scalar_type() != torch::kLong)
     fail(fmt::format("expected int64 labels [N], got {} {}", c10::toString(set.labels.scalar_type()),
@@ -27,13 +28,18 @@ void check_set(const ImageSet& set, const std::string& plugin, const char* name,
   if (set.images.size(0) != set.labels.size(0))
     fail(fmt::format("{} images but {} labels", set.images.size(0), set.labels.size(0)));
   if (set.images.size(0) == 0 && !may_be_empty) fail("is empty; check the dataset's class selection");
-  if (set.images.numel() > 0) {
+  if (set.images.numel() > 0 && !bytes) {  // uint8 pixels k/255 are in [0, 1] by construction
     const double lo = set.images.min().item<double>(), hi = set.images.max().item<double>();
     if (!(lo >= 0.0) || !(hi <= 1.0))  // NaN fails too
       fail(fmt::format("pixels must lie in [0, 1] (noise is added in that space), got [{}, {}]", lo, hi));
   }
 }
 }  // namespace
+
+at::Tensor as_pixels(const at::Tensor& images) {
+  if (images.scalar_type() != torch::kByte) return images;
+  return images.to(torch::kFloat).div_(255.0f);  // k/255 correctly rounded, as a decoder writes it
+}
 
 void check_embedding_shape(const at::Tensor& embedding, std::int64_t rows, std::int64_t dim, const std::string& who) {
   if (embedding.dim() == 2 && embedding.size(0) == rows && embedding.size(1) == dim &&

@@ -163,7 +163,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
           rows.push_back(members[static_cast<std::size_t>(picks[k].item<std::int64_t>())]);
       }
       auto index = torch::tensor(rows, torch::kLong);
-      auto images = train.images.index_select(0, index);
+      auto images = as_pixels(train.images.index_select(0, index));
       if (config.augment) images = random_resized_crop_flip(images, generator);
       auto labels = labels_cpu.index_select(0, index).to(device);
       if (config.noise_sigma > 0)

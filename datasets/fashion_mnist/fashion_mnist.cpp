@@ -70,7 +70,7 @@ rguard::ImageSet select(const Split& split, const std::vector<std::int64_t>& cla
   auto index = mask.nonzero().squeeze(1);
   if (limit > 0 && index.size(0) > limit) index = index.slice(0, 0, limit);
   rguard::ImageSet set;
-  set.images = split.images.index_select(0, index).unsqueeze(1).to(torch::kFloat).div_(255.0);
+  set.images = split.images.index_select(0, index).unsqueeze(1);  // uint8: k stands for k/255
   set.labels = split.labels.index_select(0, index);
   return set;
 }

@@ -12,8 +12,10 @@ struct ImageShape {
   std::int64_t channels = 0, height = 0, width = 0;
 };
 
-// images: float32 [N, C, H, W] with pixels in [0, 1] (noise is added in this space,
-// before any normalisation, which lives inside the backbone); labels: int64 [N].
+// images: [N, C, H, W] pixels in [0, 1] (noise is added in this space, before any
+// normalisation, which lives inside the backbone), either float32, or uint8 where k
+// stands for k/255 (what image files hold: a quarter of the memory; the core converts
+// rows as it needs them, rguard::as_pixels); labels: int64 [N].
 struct ImageSet {
   at::Tensor images;
   at::Tensor labels;

@@ -10,6 +10,10 @@
 
 namespace rguard {
 
+// Pixels in [0, 1] as float32: uint8 images (k stands for k/255) converted, float ones
+// as they are. Apply it to the rows needed, not a whole data set.
+at::Tensor as_pixels(const at::Tensor& images);
+
 // Checks shapes, types and value ranges of what a dataset plugin returned; throws
 // rguard::Error naming the plugin, the field, what was expected and what was got.
 void validate_retrieval_data(const RetrievalData& data, const std::string& plugin);
