@@ -16,7 +16,8 @@ namespace rguard {
 
 // Bumped when the plugin contract changes (docs/writing-a-plugin.md, "Plugin API version
 // policy"). 2: GalleryView gained `unit` (the gallery in double, computed once);
-// SamplingPlan gained `second_moments` and QueryStats `sum_squares` (the directional bound).
+// SamplingPlan gained `second_moments` and QueryStats `sum_squares` (the directional bound);
+// ImageSet.images may be uint8 (k/255).
 inline constexpr std::uint32_t kPluginApiVersion = 2;
 
 // Plugins share C++ types with the core, so compiler, standard library ABI and LibTorch
