@@ -642,12 +642,15 @@ PointResult collect_point(Session& s, Point& p) {
   struct Row {
     Certificate certificate;
     const double* sum;
+    const double* sum_squares;  // null without second moments
     double seconds;
   };
+  const std::int64_t packed = m.dim * (m.dim + 1) / 2;
   std::vector<Row> rows;
   for (auto& block : p.blocks)
     for (std::size_t i = 0; i < block.rows.size(); ++i)
       rows.push_back({block.certificates[i], block.sums.data() + static_cast<std::int64_t>(i) * m.dim,
+                      block.sum_squares.empty() ? nullptr : block.sum_squares.data() + static_cast<std::int64_t>(i) * packed,
                       block.seconds / static_cast<double>(block.rows.size())});
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.certificate.query_id < b.certificate.query_id; });
   std::vector<float> query_embedding;
@@ -657,6 +660,7 @@ PointResult collect_point(Session& s, Point& p) {
     point.certificates.push_back(row.certificate);
     point.query_gallery_index.push_back(p.data->query_gallery_index[id]);
     for (std::int64_t d = 0; d < m.dim; ++d) point.mean_embedding.push_back(row.sum[d] / static_cast<double>(point.n));
+    if (row.sum_squares) point.sum_squares.insert(point.sum_squares.end(), row.sum_squares, row.sum_squares + packed);
     point.seconds.push_back(row.seconds);
     const auto first = m.query_embedding.begin() + static_cast<std::ptrdiff_t>(id * static_cast<std::size_t>(m.dim));
     query_embedding.insert(query_embedding.end(), first, first + m.dim);

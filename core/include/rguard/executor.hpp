@@ -33,6 +33,7 @@ struct PointResult {
   std::vector<Certificate> certificates;  // sorted by query id
   std::vector<std::int64_t> query_gallery_index;  // per certificate
   std::vector<double> mean_embedding;             // F-hat, [certificates x dim]
+  std::vector<double> sum_squares;                // the directional bound's packed sum f f^T, [certificates x dim (dim + 1) / 2]; else empty
   std::vector<double> seconds;                    // sampling time per query
   std::vector<AttackOutcome> attacks;             // per attack and eps
   std::vector<MetricValue> metrics;
