@@ -453,7 +453,7 @@ bool load_block(const Session& s, Block& block) {
   if (p.certifier->plan().second_moments) {
     if (!entry->exists("/sum_squares")) return false;
     auto squares = entry->read<double>("/sum_squares", &shape);
-    if (shape != std::vector<std::uint64_t>{rows, dim * (dim + 1) / 2}) return false;
+    if (shape != std::vector<std::uint64_t>{rows, static_cast<std::uint64_t>(packed_size(p.model->dim))}) return false;
     block.sum_squares = std::move(squares);
   }
   block.sums = std::move(sums);
@@ -483,7 +483,9 @@ void store_block(const Session& s, const Block& block) {
     file.write("/query_id", block.rows);
     const auto dim = static_cast<std::uint64_t>(p.model->dim);
     file.write("/sum", block.sums.data(), {block.rows.size(), dim});
-    if (!block.sum_squares.empty()) file.write("/sum_squares", block.sum_squares.data(), {block.rows.size(), dim * (dim + 1) / 2});
+    if (!block.sum_squares.empty())
+      file.write("/sum_squares", block.sum_squares.data(),
+                 {block.rows.size(), static_cast<std::uint64_t>(packed_size(p.model->dim))});
     file.set_attribute("/", "n", p.certifier->plan().n);
     file.set_attribute("/", "seconds", block.seconds);
   });
@@ -501,7 +503,7 @@ void certify_block(Block& block) {
     QueryStats stats{block.rows[i], d.query_label[id], d.query_gallery_index[id], n,
                      block.sums.data() + static_cast<std::int64_t>(i) * dim,
                      block.sum_squares.empty() ? nullptr
-                                               : block.sum_squares.data() + static_cast<std::int64_t>(i) * dim * (dim + 1) / 2};
+                                               : block.sum_squares.data() + static_cast<std::int64_t>(i) * packed_size(dim)};
     block.certificates.push_back(p.certifier->certify(stats, gallery, p.noise->sigma()));
   }
 }
@@ -645,7 +647,7 @@ PointResult collect_point(Session& s, Point& p) {
     const double* sum_squares;  // null without second moments
     double seconds;
   };
-  const std::int64_t packed = m.dim * (m.dim + 1) / 2;
+  const std::int64_t packed = packed_size(m.dim);
   std::vector<Row> rows;
   for (auto& block : p.blocks)
     for (std::size_t i = 0; i < block.rows.size(); ++i)
@@ -841,7 +843,7 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
   const std::int64_t dim = m.dim;
   const auto rows = static_cast<std::int64_t>(images.size());
   sums.assign(static_cast<std::size_t>(rows * dim), 0.0);
-  const std::int64_t packed = dim * (dim + 1) / 2;
+  const std::int64_t packed = packed_size(dim);
   if (sum_squares) sum_squares->assign(static_cast<std::size_t>(rows * packed), 0.0);
   std::vector<double> unit(static_cast<std::size_t>(dim));
   // On a GPU the noisy batch is copied from pinned host memory, asynchronously; the

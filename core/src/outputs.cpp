@@ -158,7 +158,7 @@ void write_h5(const fs::path& path, const RunResult& result) {
     file.write(group + "/query_gallery_index", point.query_gallery_index);
     file.write(group + "/mean_embedding", point.mean_embedding.data(), {q, dim});
     if (!point.sum_squares.empty())  // what the directional bound's radii are recomputed from
-      file.write(group + "/sum_squares", point.sum_squares.data(), {q, dim * (dim + 1) / 2});
+      file.write(group + "/sum_squares", point.sum_squares.data(), {q, static_cast<std::uint64_t>(packed_size(result.dim))});
     for (const auto& o : point.attacks)
       write_attack_outcome(file, fmt::format("{}/attacks/{}/eps={}", group, o.attack, o.eps), o);
     file.set_attribute(group, "sigma", point.sigma);

@@ -20,6 +20,9 @@ struct SamplingPlan {
   bool second_moments = false;  // also sum f f^T per query (QueryStats::sum_squares)
 };
 
+// How many numbers the packed upper triangle of a dim x dim symmetric matrix holds.
+constexpr std::int64_t packed_size(std::int64_t dim) { return dim * (dim + 1) / 2; }
+
 // The sufficient statistics of one query: F-hat = sum / n (sum in double).
 struct QueryStats {
   std::int64_t query_id = 0;
