@@ -278,7 +278,7 @@ TEST_CASE("a disk that fills up under the cache or the outputs: a clear error, n
   CHECK(!contains(full.text, "Exception raised from"));
   CHECK(read(dir / "out" / "resume" / "certificates.csv") == first_csv);  // the last outputs stay
   const std::size_t entries_after = intact();
-  CHECK(entries_after >= entries_before);  // nothing lost
+  CHECK(entries_after > entries_before);      // nothing lost, and the blocks that fitted were kept
   CHECK(entries_after < entries_before + 8);  // it did stop early
 
   // With room again, the rerun keeps the blocks stored before the disk filled up and ends
@@ -286,7 +286,7 @@ TEST_CASE("a disk that fills up under the cache or the outputs: a clear error, n
   auto resumed = rguard(run + " --set certifier.n=600");
   INFO(resumed.text);
   CHECK(resumed.status == 0);
-  CHECK((contains(resumed.text, "[samples     ] resumed") || entries_after == entries_before));
+  CHECK(contains(resumed.text, "[samples     ] resumed"));
   REQUIRE(rguard(run + " --set certifier.n=600 -q --set cache=" + (dir / "clean_cache").string() + " --set output=" +
                  (dir / "clean").string())
               .status == 0);
