@@ -248,8 +248,11 @@ int main(int argc, char** argv) {
   report->add_option("--radii", report_options.radii, "table radii (default: those of the runs' metrics)");
 
   CLI11_PARSE(app, argc, argv);
+  // Declared outside the try: plugin libraries stay loaded until an error escaping them
+  // has been reported (an exception may refer to code in the library that threw it).
+  std::optional<PluginLoader> plugin_loader;
   try {
-    PluginLoader loader;
+    const PluginLoader& loader = plugin_loader.emplace();
     if (plugins->parsed()) {
       if (markdown) print_reference(loader);
       else print_plugins(loader, kind);

@@ -7,6 +7,9 @@
 
 namespace rguard {
 
+Error::~Error() = default;
+AttributedError::~AttributedError() = default;
+
 std::string current_exception_message() {
   try {
     throw;

@@ -111,7 +111,9 @@ void create_plugins(Session& s) {
     p->certifier = s.loader.create<Certifier>(sweep.spec.certifier);
     for (const auto& metric : sweep.spec.metrics) p->metrics.push_back(s.loader.create<Metric>(metric));
     for (const auto& attack : sweep.spec.attacks) p->attacks.push_back(s.loader.create<Attack>(attack));
-    p->certifier->check_noise(*p->noise);
+    const PipelineSpec& spec = sweep.spec;
+    with_context([&] { return plugin_failure(spec, spec.certifier, "while checking the noise plugin"); },
+                 [&] { p->certifier->check_noise(*p->noise); });
     s.points.push_back(std::move(p));
   }
 }
@@ -122,9 +124,12 @@ void create_plugins(Session& s) {
 // them as uint8. Their data fingerprint is this key (the images are a function of it),
 // so a rerun does not hash the images either. Others load and are hashed.
 std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::string& data_fingerprint) {
-  const std::string source = p.dataset->source_fingerprint();
+  auto plugin = [&](auto&& call) {
+    return with_context([&] { return plugin_failure(*p.spec, p.spec->dataset, "while loading"); }, call);
+  };
+  const std::string source = plugin([&] { return p.dataset->source_fingerprint(); });
   if (source.empty()) {
-    data = p.dataset->load();
+    data = plugin([&] { return p.dataset->load(); });
     data_fingerprint = fingerprint(data);
     return "loaded";
   }
@@ -153,7 +158,7 @@ std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::strin
     data.description = entry->attribute_string("/", "description");
     return "reused";
   }
-  data = p.dataset->load();
+  data = plugin([&] { return p.dataset->load(); });
   if (!data.gallery.images.is_same(data.query.images)) return "loaded";  // only leave-one-out is cached
   s.cache.publish("dataset", key, [&](H5File& file) {
     for (auto [name, set] : {std::pair<const char*, const ImageSet*>{"train", &data.train}, {"query", &data.query}}) {
@@ -175,9 +180,9 @@ void load_datasets(Session& s) {
     if (!slot) {
       const auto start = Clock::now();
       auto loaded = std::make_unique<LoadedData>();
-      const std::string status = with_context([&] { return plugin_failure(*p->spec, p->spec->dataset, "while loading"); },
-                                              [&] { return load_or_decode(s, *p, loaded->data, loaded->fingerprint); });
-      validate_retrieval_data(loaded->data, p->spec->dataset.plugin);
+      const std::string status = load_or_decode(s, *p, loaded->data, loaded->fingerprint);
+      with_context([&] { return plugin_failure(*p->spec, p->spec->dataset, "delivered unusable data"); },
+                   [&] { validate_retrieval_data(loaded->data, p->spec->dataset.plugin); });
       for (ImageSet* set : {&loaded->data.train, &loaded->data.query, &loaded->data.gallery})
         if (set->images.defined()) set->images = set->images.contiguous();
       loaded->gallery_label = to_int64_vector(loaded->data.gallery.labels);
@@ -194,7 +199,9 @@ void load_datasets(Session& s) {
 
 void assign_models(Session& s) {
   for (auto& p : s.points) {
-    const std::string key = backbone_key(s, *p->spec, *p->backbone, *p->data);
+    const std::string key =
+        with_context([&] { return plugin_failure(*p->spec, p->spec->backbone, "while fingerprinting its files"); },
+                     [&] { return backbone_key(s, *p->spec, *p->backbone, *p->data); });
     auto& slot = s.models[key];
     if (!slot) {
       slot = std::make_unique<Model>();
@@ -296,21 +303,25 @@ void prepare_backbone(Session& s, Model& m) {
       },
       resume ? &*resume : nullptr,
       [&](const TrainCheckpoint& c) {
-        s.cache.publish(kCheckpointStage, m.key, [&](H5File& file) {
-          store_weights(file, backbone);
-          const std::vector<std::uint8_t> optimiser(c.optimiser.begin(), c.optimiser.end());
-          file.write("/optimiser", optimiser);
-          file.write("/generator", c.generator);
-          file.set_attribute("/", "epochs_done", c.epochs_done);
-          file.set_attribute("/", "beta", c.beta);
+        outside_plugin([&] {
+          s.cache.publish(kCheckpointStage, m.key, [&](H5File& file) {
+            store_weights(file, backbone);
+            const std::vector<std::uint8_t> optimiser(c.optimiser.begin(), c.optimiser.end());
+            file.write("/optimiser", optimiser);
+            file.write("/generator", c.generator);
+            file.set_attribute("/", "epochs_done", c.epochs_done);
+            file.set_attribute("/", "beta", c.beta);
+          });
         });
       });
   progress.finish();
   backbone.set_training(false);
   m.weights_hash = hash_weights(backbone);
-  s.cache.publish(kBackboneStage, m.key, [&](H5File& file) {
-    store_weights(file, backbone);
-    file.set_attribute("/", "weights_hash", m.weights_hash);
+  outside_plugin([&] {
+    s.cache.publish(kBackboneStage, m.key, [&](H5File& file) {
+      store_weights(file, backbone);
+      file.set_attribute("/", "weights_hash", m.weights_hash);
+    });
   });
   s.report({m.spec->point, "backbone", resume ? "resumed" : "computed", seconds_since(start), m.key,
             resume ? fmt::format("{}, training resumed after epoch {} of {}", m.spec->backbone.plugin, resume->epochs_done,
@@ -349,9 +360,11 @@ void prepare_embeddings(Session& s, Model& m) {
   const auto& d = m.data->data;
   m.gallery_embedding = embed_all(s, m, d.gallery.images);
   m.query_embedding = d.query.images.is_same(d.gallery.images) ? m.gallery_embedding : embed_all(s, m, d.query.images);
-  s.cache.publish(kEmbeddingStage, m.embedding_key, [&](H5File& file) {
-    file.write("/gallery", m.gallery_embedding.data(), {static_cast<std::uint64_t>(d.gallery.size()), static_cast<std::uint64_t>(m.dim)});
-    file.write("/query", m.query_embedding.data(), {static_cast<std::uint64_t>(d.query.size()), static_cast<std::uint64_t>(m.dim)});
+  outside_plugin([&] {
+    s.cache.publish(kEmbeddingStage, m.embedding_key, [&](H5File& file) {
+      file.write("/gallery", m.gallery_embedding.data(), {static_cast<std::uint64_t>(d.gallery.size()), static_cast<std::uint64_t>(m.dim)});
+      file.write("/query", m.query_embedding.data(), {static_cast<std::uint64_t>(d.query.size()), static_cast<std::uint64_t>(m.dim)});
+    });
   });
   s.report({m.spec->point, "embeddings", "computed", seconds_since(start), m.embedding_key,
             fmt::format("clean embeddings of {} gallery and {} query images", d.gallery.size(), d.query.size())});
