@@ -17,28 +17,13 @@
 #include <fmt/format.h>
 
 #include "cache_check.hpp"
+#include "shell.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Output {
-  int status = -1;
-  std::string text;  // stdout and stderr together
-};
-
-Output shell(const std::string& command_line) {
-  const std::string command = command_line + " 2>&1";
-  Output out;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  std::size_t got = 0;
-  while ((got = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.text.append(buffer, got);
-  const int status = ::pclose(pipe);
-  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using Output = ShellOutput;
 
 Output rguard(const std::string& arguments) {
   return shell("env -u RGUARD_PLUGIN_PATH " + std::string(RGUARD_BINARY) + " " + arguments);

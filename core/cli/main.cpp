@@ -71,18 +71,21 @@ void print_reference(const PluginLoader& loader) {
                "a test keeps this file equal to that output.\n\n"
                "## Top level\n\n"
                "| key | type | default | meaning |\n|---|---|---|---|\n"
-               "| `name` | string | file stem | run name; outputs go to `<output>/<name>/` |\n"
+               "| `name` | string | file stem | run name; outputs go to `<output>/<name>/`; at most 200 bytes of UTF-8, "
+               "no path separator or control character, not starting with `.` |\n"
                "| `seed` | int >= 0 | 0 | seed of every random stream (training, query choice, noise) |\n"
-               "| `threads` | int >= 0 | 0 | LibTorch intra-op threads; 0 = all cores |\n"
+               "| `threads` | int in [0, 1024] | 0 | LibTorch intra-op threads; 0 = all cores |\n"
                "| `device` | string | cpu | `cpu`, `cuda` or `cuda:N` |\n"
-               "| `output` | string | results | output root |\n"
-               "| `cache` | string | `<output>/cache` | stage cache folder |\n"
+               "| `output` | string | results | output root (relative to the working directory) |\n"
+               "| `cache` | string | `<output>/cache` | stage cache folder (relative to the working directory) |\n"
                "| `dataset`, `backbone`, `noise`, `certifier` | mapping | required | `{plugin: <name>, <parameters>}` |\n"
                "| `attacks`, `metrics` | list of mappings | [] | each `{plugin: <name>, <parameters>}` |\n"
                "| `audit` | mapping | below | how attacked queries are re-certified |\n"
                "| `sweep` | mapping | none | `{grid: {key: [values]}, zip: {key: [values]}, include: [{key: value}]}`; "
                "see docs/sweeps-and-cache.md |\n\n"
                "Dotted parameter names are nested mappings (`train.epochs` is `train: {epochs: ...}`). "
+               "A parameter of type path that is relative is resolved against the folder of the spec file it is "
+               "written in (against the working directory when given with `--set`); plugins see it absolute. "
                "A value `${a.b}` refers to another key of the spec; `--set a.b=v` overrides a key "
                "(list items by index: `metrics.0.k=[1,2]`); `--set key=a,b` adds a sweep axis.\n";
   std::cout << "\n## `audit` section\n\nAttacks are evaluated on the certified queries; F-hat is re-estimated at each "
@@ -138,6 +141,28 @@ void print_cache_list(const std::string& root) {
 }
 
 }  // namespace
+
+// CLI11 says only "A subcommand is required" for a mistyped command: name it, and the
+// closest command, at each level (rguard COMMAND, rguard cache COMMAND).
+void refuse_unknown_command(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* level = &app;
+  std::string prefix = "rguard";
+  for (int i = 1; i < argc && !level->get_subcommands({}).empty(); ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') return;
+    std::vector<std::string> names;
+    const CLI::App* next = nullptr;
+    for (const CLI::App* sub : level->get_subcommands({})) {
+      names.push_back(sub->get_name());
+      if (sub->get_name() == word) next = sub;
+    }
+    if (!next)
+      throw Error(fmt::format("unknown command '{} {}'{}; {} has: {} (rguard --help)", prefix, word,
+                              did_you_mean(word, names), prefix, fmt::join(names, ", ")));
+    prefix += " " + word;
+    level = next;
+  }
+}
 
 // "I/N" with 0 <= I < N.
 std::pair<int, int> parse_shard(const std::string& text) {
@@ -247,7 +272,17 @@ int main(int argc, char** argv) {
   report->add_option("--out", report_options.out, "output folder (default <first run>/report)");
   report->add_option("--radii", report_options.radii, "table radii (default: those of the runs' metrics)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    refuse_unknown_command(app, argc, argv);
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::cerr << "error: " << e.what() << " (rguard --help lists the commands and their options)\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
   // Declared outside the try: plugin libraries stay loaded until an error escaping them
   // has been reported (an exception may refer to code in the library that threw it).
   std::optional<PluginLoader> plugin_loader;

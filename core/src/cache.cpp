@@ -111,11 +111,44 @@ std::string read_small_file(const std::string& path) {
 std::string checksum_path(const std::string& file) { return file.substr(0, file.size() - 3) + ".sum"; }
 }  // namespace
 
+namespace {
+// Moves a damaged entry out of the way (and its checksum, when that is not a file a
+// publish could replace) and says so; reading it again would fail the same way.
+void set_aside(const std::string& file, const std::string& why) {
+  std::error_code ec;
+  const std::string sum = checksum_path(file);
+  if (fs::exists(fs::symlink_status(sum, ec)) && !fs::is_regular_file(fs::symlink_status(sum, ec)))
+    fs::rename(sum, sum + ".corrupt", ec);
+  const std::string aside = file + ".corrupt";
+  fs::rename(file, aside, ec);
+  if (!ec) {
+    std::cerr << fmt::format("warning: ignoring a damaged cache entry ({}); moved to {}\n", why, aside);
+    return;
+  }
+  std::cerr << fmt::format("warning: ignoring a damaged cache entry ({}); it could not be moved aside ({}): remove it "
+                           "by hand\n",
+                           why, ec.message());
+}
+
+// What is wrong with an entry's file or checksum before a byte is read: only regular files
+// are read (a FIFO would block, a device never end, a folder has no content).
+std::string unreadable_kind(const std::string& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (!fs::exists(status)) return fs::is_symlink(fs::symlink_status(path, ec)) ? "a link to nothing" : "missing";
+  if (fs::is_regular_file(status)) return "";
+  return fs::is_directory(status) ? "a folder" : "not a regular file (a FIFO, socket or device)";
+}
+}  // namespace
+
 std::optional<H5File> Cache::open(const std::string& stage, const std::string& key) const {
   const std::string file = path(stage, key);
   std::error_code ec;
-  if (!fs::exists(file, ec)) return std::nullopt;
+  if (!fs::exists(fs::symlink_status(file, ec))) return std::nullopt;
   try {
+    for (const std::string& part : {file, checksum_path(file)})
+      if (const std::string kind = unreadable_kind(part); !kind.empty())
+        throw Error(fmt::format("{}: {}, not a cache file", part, kind));
     if (read_small_file(checksum_path(file)) != file_checksum(file))
       throw Error(fmt::format("{}: content does not match its checksum (damaged, or written by something else)", file));
     H5File h5 = H5File::open_read(file);
@@ -124,9 +157,7 @@ std::optional<H5File> Cache::open(const std::string& stage, const std::string& k
       throw Error(fmt::format("{}: cache entry does not match its name or format", file));
     return h5;
   } catch (const Error& e) {
-    const std::string aside = file + ".corrupt";
-    fs::rename(file, aside, ec);
-    std::cerr << fmt::format("warning: ignoring a damaged cache entry ({}); moved to {}\n", e.what(), aside);
+    set_aside(file, e.what());
     return std::nullopt;
   }
 }

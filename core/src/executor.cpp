@@ -32,6 +32,7 @@
 #include "rguard/bounds.hpp"
 #include "rguard/cache.hpp"
 #include "rguard/dataset.hpp"
+#include "rguard/destination.hpp"
 #include "rguard/error.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/loader.hpp"
@@ -406,19 +407,41 @@ void prepare_models(Session& s) {
 
 // ---- query blocks -----------------------------------------------------------------------
 
-// Queries with at least one positive besides themselves (lone queries are excluded, as
-// in pytorch-metric-learning), in a seeded order whose prefixes are stable: asking for
-// more queries keeps the ones already certified.
-std::vector<std::int64_t> select_queries(const Point& p) {
+// Queries that retrieval can get right or wrong: at least one positive besides themselves
+// (lone queries are excluded, as in pytorch-metric-learning) and at least one negative
+// (without one, Recall@1 is 1 whatever the model and every radius infinite). They come in
+// a seeded order whose prefixes are stable: asking for more queries keeps the ones
+// already certified. A data set where no query qualifies is refused, before any training.
+std::vector<std::int64_t> select_queries(Session& s, const Point& p) {
   const auto& d = *p.data;
   std::map<std::int64_t, std::int64_t> count;
   for (auto label : d.gallery_label) ++count[label];
+  const auto gallery = static_cast<std::int64_t>(d.gallery_label.size());
   std::vector<std::int64_t> eligible;
+  std::int64_t lone = 0, no_negative = 0;
   for (std::size_t i = 0; i < d.query_label.size(); ++i) {
     const std::int64_t self = d.query_gallery_index[i];
     const std::int64_t own = self >= 0 && d.gallery_label[static_cast<std::size_t>(self)] == d.query_label[i];
-    if (count[d.query_label[i]] - own >= 1) eligible.push_back(static_cast<std::int64_t>(i));
+    const std::int64_t positives = count[d.query_label[i]] - own;
+    const std::int64_t negatives = gallery - count[d.query_label[i]] - (self >= 0 && !own);
+    if (positives < 1) ++lone;
+    else if (negatives < 1) ++no_negative;
+    else eligible.push_back(static_cast<std::int64_t>(i));
   }
+  const std::string dataset = fmt::format("{}: dataset plugin '{}'", p.spec->dataset.location.str(), p.spec->dataset.plugin);
+  if (eligible.empty() && no_negative > 0)
+    throw Error(fmt::format("{}: no query can be certified: the gallery holds a single class ({} queries have no item "
+                            "of another class to be confused with), so Recall@1 is 1 whatever the model; evaluate on at "
+                            "least two classes",
+                            dataset, no_negative));
+  if (eligible.empty())
+    throw Error(fmt::format("{}: no query can be certified: none of the {} queries has another item of its class in "
+                            "the gallery; check the dataset's classes and protocol",
+                            dataset, d.query_label.size()));
+  if ((lone > 0 || no_negative > 0) && s.log)
+    *s.log << fmt::format("[{:<12}] {} of {} queries cannot be certified and are left out: {} without another item of "
+                          "their class in the gallery, {} without an item of another class\n",
+                          "queries", lone + no_negative, d.query_label.size(), lone, no_negative);
   // Fisher-Yates with splitmix64, spelled out so the order is the same on every platform.
   std::uint64_t state = derive_seed(p.spec->seed, "queries");
   for (std::size_t i = eligible.size(); i > 1; --i) {
@@ -428,8 +451,6 @@ std::vector<std::int64_t> select_queries(const Point& p) {
   }
   const std::int64_t wanted = p.certifier->plan().queries;
   if (wanted > 0 && static_cast<std::size_t>(wanted) < eligible.size()) eligible.resize(static_cast<std::size_t>(wanted));
-  if (eligible.empty())
-    throw Error(fmt::format("{}: no query has a positive in the gallery; check the dataset's classes", p.spec->file));
   return eligible;
 }
 
@@ -438,7 +459,7 @@ void plan_blocks(const Session& s, Point& p) {
   p.sample_key = sample_key(s, p);
   // At least 8 queries a block, and enough to fill a forward batch when n is small.
   const std::size_t per_block = static_cast<std::size_t>(std::max<std::int64_t>(8, (plan.batch + plan.n - 1) / plan.n));
-  const auto selected = select_queries(p);
+  const auto& selected = p.queries;
   p.blocks.clear();
   for (std::size_t start = 0; start < selected.size(); start += per_block) {
     Block block;
@@ -734,8 +755,10 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
     throw Error(fmt::format("--shard {}/{}: expected I/N with 0 <= I < N", options.shard, options.shards));
   s.shard = options.shard;
   s.shards = options.shards;
+  check_destinations(spec, options.write_outputs && s.shards == 1);
   create_plugins(s);
   load_datasets(s);
+  for (auto& p : s.points) p->queries = select_queries(s, *p);
   assign_models(s);
   // All LibTorch work runs on this thread. libgomp gives each thread that starts a
   // parallel region its own team of workers; once more workers exist than cores (a TBB
@@ -808,6 +831,7 @@ std::vector<StageReport> cache_status(const ExperimentSpec& spec, const PluginLo
   Session s(spec, loader, nullptr);
   create_plugins(s);
   load_datasets(s);
+  for (auto& p : s.points) p->queries = select_queries(s, *p);
   assign_models(s);
   std::vector<StageReport> out(s.stages.begin(), s.stages.end());
   for (auto& p : s.points) {

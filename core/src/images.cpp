@@ -44,6 +44,10 @@ namespace {
 // One file -> [channels, side, side] bytes, k standing for k/255 (or its own size without crop).
 std::vector<std::uint8_t> decode(const std::string& path, const ImageTransform& t, std::int64_t& height, std::int64_t& width) {
   int w = 0, h = 0, n = 0;
+  // The header first: a small file may announce an image far larger than memory.
+  if (stbi_info(path.c_str(), &w, &h, &n) && static_cast<std::int64_t>(w) * h > (std::int64_t{1} << 26))
+    throw Error(fmt::format("{}: announces {}x{} pixels, more than the 67 megapixels rguard decodes; resize it first", path,
+                            w, h));
   unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &n, static_cast<int>(t.channels));
   if (!pixels) throw Error(fmt::format("{}: cannot decode the image ({})", path, stbi_failure_reason()));
   std::vector<unsigned char> image(pixels, pixels + static_cast<std::size_t>(w) * h * t.channels);

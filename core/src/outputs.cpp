@@ -17,6 +17,7 @@
 #include "rguard/cache.hpp"
 #include "rguard/csv.hpp"
 #include "rguard/h5io.hpp"
+#include "rguard/hash.hpp"
 #include "rguard/plugin.hpp"
 
 namespace rguard {
@@ -67,7 +68,20 @@ std::string cohen_tsv(const PointResult& point) {
   return out;
 }
 
-nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result) {
+// What each output file holds (bytes and content hash), so that readers such as `rguard
+// report` can tell a file changed or cut after the run from the run's own output.
+nlohmann::json file_digests(const fs::path& dir) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& item : fs::directory_iterator(dir)) {
+    if (!item.is_regular_file()) continue;
+    const auto hash = hash_file(item.path().string());
+    if (!hash) throw Error(fmt::format("{}: cannot read back a file just written", item.path().string()));
+    files[item.path().filename().string()] = {{"bytes", item.file_size()}, {"hash", *hash}};
+  }
+  return files;
+}
+
+nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result, const fs::path& written) {
   nlohmann::json stages = nlohmann::json::array();
   for (const auto& s : result.stages)
     stages.push_back({{"point", s.point}, {"stage", s.stage}, {"status", s.status}, {"seconds", s.seconds},
@@ -103,7 +117,8 @@ nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result) {
           {"device", first.device},
           {"seconds", result.seconds},
           {"stages", stages},
-          {"points", points}};
+          {"points", points},
+          {"files", file_digests(written)}};
 }
 
 std::string attacks_csv(const RunResult& result) {
@@ -235,7 +250,7 @@ std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& resul
     for (const auto& point : result.points) write_text(staging / fmt::format("certify-{}.tsv", point.name), cohen_tsv(point));
     write_h5(staging / "certificates.h5", result);
     write_text(staging / "summary.md", summary_markdown(spec, result));
-    write_text(staging / "manifest.json", manifest(spec, result).dump(2) + "\n");
+    write_text(staging / "manifest.json", manifest(spec, result, staging).dump(2) + "\n");
   } catch (const Error& e) {
     fs::remove_all(staging, ec);
     if (!fs::exists(final_dir)) throw;

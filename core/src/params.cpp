@@ -16,6 +16,7 @@ const char* to_string(ParamType type) {
     case ParamType::String: return "string";
     case ParamType::IntList: return "list of int";
     case ParamType::FloatList: return "list of float";
+    case ParamType::Path: return "path";
   }
   return "?";
 }

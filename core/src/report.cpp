@@ -12,8 +12,11 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "rguard/csv.hpp"
 #include "rguard/error.hpp"
+#include "rguard/hash.hpp"
 #include "rguard/normal.hpp"
 
 namespace rguard {
@@ -73,7 +76,45 @@ double radius_cap(double sigma, double rho) {
   return std::max(a, b);
 }
 
+// The files a report reads must be those the run wrote: manifest.json records each one's
+// size and content hash. A file edited, cut or replaced since is refused, not reported.
+void check_run_files(const fs::path& run, const std::vector<std::string>& names) {
+  const fs::path manifest = run / "manifest.json";
+  std::ifstream in(manifest);
+  if (!in)
+    throw Error(fmt::format("{}: not found; is {} a folder written by `rguard run`?", manifest.string(), run.string()));
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{}: damaged ({}); rerun the pipeline (the cache makes it quick)", manifest.string(), e.what()));
+  }
+  if (!json.contains("files")) return;  // written before rguard recorded file hashes
+  const auto& files = json["files"];
+  for (const auto& name : names) {
+    const fs::path path = run / name;
+    std::error_code ec;
+    const bool present = fs::exists(path, ec);
+    if (!files.contains(name)) {
+      if (present)
+        throw Error(fmt::format("{}: not written by the run of {} (manifest.json does not list it)", path.string(),
+                                manifest.string()));
+      continue;
+    }
+    const auto hash = present ? hash_file(path.string()) : std::nullopt;
+    const auto bytes = present ? fs::file_size(path, ec) : 0;
+    if (!hash || *hash != files[name].value("hash", "") || bytes != files[name].value("bytes", std::uintmax_t{0}))
+      throw Error(fmt::format("{}: {} since the run wrote it (manifest.json records {} bytes, hash {}; found {}); the "
+                              "report would not show what was certified. Rerun `rguard run` on its spec (the cache makes "
+                              "it quick) or restore the file",
+                              path.string(), present ? "changed" : "removed", files[name].value("bytes", std::uintmax_t{0}),
+                              files[name].value("hash", "?"),
+                              present ? fmt::format("{} bytes, hash {}", bytes, hash.value_or("?")) : "nothing"));
+  }
+}
+
 std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
+  check_run_files(run, {"certificates.csv", "metrics.csv"});
   const fs::path certificates = run / "certificates.csv", metrics = run / "metrics.csv";
   const auto rows = read_csv(certificates);
   const auto& h = rows.front();

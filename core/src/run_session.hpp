@@ -104,6 +104,7 @@ struct Point {
   LoadedData* data = nullptr;
   Model* model = nullptr;
   std::string sample_key;
+  std::vector<std::int64_t> queries;  // rows of the dataset's query set to certify, in block order
   std::vector<Block> blocks;
   std::int64_t reused_blocks = 0;
   std::int64_t shard_blocks = 0;  // blocks this run samples or reuses (all, unless sharded)

@@ -67,6 +67,28 @@ std::string expected_phrase(const ParamSpec& spec, bool element = false) {
   return range.empty() ? std::string(to_string(type)) : fmt::format("{} {}", to_string(type), range);
 }
 
+bool valid_utf8(const std::string& text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return false;
+    i += length;
+  }
+  return true;
+}
+
+// `text` quoted for a message: bytes that are not printable ASCII as \xNN, at most 60 shown.
+std::string printable(const std::string& text) {
+  std::string out = "'";
+  for (std::size_t i = 0; i < text.size() && i < 60; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out += c >= 0x20 && c < 0x7f ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
+  }
+  return out + (text.size() > 60 ? fmt::format("...' ({} bytes)", text.size()) : "'");
+}
+
 std::string shown(const YamlNode& node) {
   if (node.kind == YamlNode::Kind::Scalar) return fmt::format("'{}'", node.value);
   return to_string(node.kind);
@@ -76,7 +98,8 @@ void check_range(const ParamSpec& spec, double v, const YamlNode& node, const st
   const bool low = spec.min_exclusive ? !(v > spec.min) : v < spec.min;
   const bool high = spec.max_exclusive ? !(v < spec.max) : v > spec.max;
   if (low || high)
-    fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec, element), node.value));
+    fail(node.location, key,
+         fmt::format("expected {}, got {} ({})", expected_phrase(spec, element), node.value, spec.doc));
 }
 
 double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::string& key, bool integer,
@@ -93,6 +116,17 @@ double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::str
     fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec, element), shown(node)));
   check_range(spec, *value, node, key, element);
   return *value;
+}
+
+// A relative path written in a spec file names something beside that file, wherever rguard
+// is started from; one from the command line (no line number) is relative to the working
+// directory. Either way plugins and cache keys see it absolute.
+std::string resolve_path(const std::string& text, const SourceLocation& where) {
+  if (text.empty()) return text;  // "none" (e.g. resnet's weights)
+  namespace fs = std::filesystem;
+  fs::path path(text);
+  if (path.is_relative() && where.line > 0) path = fs::path(where.file).parent_path() / path;
+  return fs::absolute(path).lexically_normal().string();
 }
 
 ParamValue convert(const ParamSpec& spec, const YamlNode& node, const std::string& key) {
@@ -124,6 +158,11 @@ ParamValue convert(const ParamSpec& spec, const YamlNode& node, const std::strin
       }
       return node.value;
     }
+    case ParamType::Path: {
+      if (node.kind != YamlNode::Kind::Scalar)
+        fail(node.location, key, fmt::format("expected a path, got {}", shown(node)));
+      return resolve_path(node.value, node.location);
+    }
     case ParamType::IntList:
     case ParamType::FloatList: {
       const bool integer = spec.type == ParamType::IntList;
@@ -149,7 +188,8 @@ ParamValue convert(const ParamSpec& spec, const YamlNode& node, const std::strin
 }
 
 ParamValue convert_default(const ParamSpec& spec, const std::string& key) {
-  if (spec.type == ParamType::String && std::string(spec.default_value).empty()) return std::string();
+  if ((spec.type == ParamType::String || spec.type == ParamType::Path) && std::string(spec.default_value).empty())
+    return std::string();
   auto node = parse_yaml(spec.default_value, fmt::format("<default of {}>", key));
   return convert(spec, *node, key);
 }
@@ -525,7 +565,8 @@ const std::vector<ParamSpec>& top_level_scalars() {
   static const std::vector<ParamSpec> specs{
       {.name = "name", .type = ParamType::String, .default_value = "", .doc = "run name; default: the file's stem"},
       {.name = "seed", .type = ParamType::Int, .default_value = "0", .doc = "seed of every random stream", .min = 0},
-      {.name = "threads", .type = ParamType::Int, .default_value = "0", .doc = "LibTorch threads; 0 = all cores", .min = 0},
+      {.name = "threads", .type = ParamType::Int, .default_value = "0", .doc = "LibTorch threads; 0 = all cores",
+       .min = 0, .max = 1024},
       {.name = "device", .type = ParamType::String, .default_value = "cpu", .doc = "cpu, cuda or cuda:N"},
       {.name = "output", .type = ParamType::String, .default_value = "results", .doc = "output root"},
       {.name = "cache", .type = ParamType::String, .default_value = "", .doc = "cache folder; default <output>/cache"},
@@ -578,6 +619,18 @@ YamlNodePtr prepared_root(const YamlNodePtr& parsed) {
   return root;
 }
 
+// Why `name` cannot be a folder name (of the outputs, and of cache/uses/<name>.json), or "".
+std::string unusable_run_name(const std::string& name) {
+  if (name.empty()) return "it is empty";
+  if (name.size() > 200) return fmt::format("it is {} bytes long, more than file systems allow with a suffix", name.size());
+  if (name.find_first_of("/\\") != std::string::npos) return "it contains a path separator";
+  if (name[0] == '.') return "it starts with '.'";
+  for (unsigned char c : name)
+    if (c < 0x20 || c == 0x7f) return "it contains a control character";
+  if (!valid_utf8(name)) return "it is not valid UTF-8";
+  return "";
+}
+
 // Validates one point's tree (overrides applied, no sweep block).
 PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, const PluginCatalog& catalog) {
   interpolate(root, root, 0);
@@ -591,9 +644,10 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
   }
   spec.name = top.get_string("name");
   if (spec.name.empty()) spec.name = std::filesystem::path(file).stem().string();
-  if (spec.name.empty() || spec.name.find_first_of("/\\") != std::string::npos || spec.name[0] == '.')
+  if (const std::string why = unusable_run_name(spec.name); !why.empty())
     fail(root->find("name") ? root->find("name")->location : root->location, "name",
-         fmt::format("'{}' cannot name an output folder; use letters, digits, '-', '_'", spec.name));
+         fmt::format("{} cannot name an output folder: {}; use letters, digits, '-', '_' (at most 200 bytes)",
+                     printable(spec.name), why));
   spec.seed = static_cast<std::uint64_t>(top.get_int("seed"));
   spec.threads = top.get_int("threads");
   spec.device = top.get_string("device");
@@ -609,7 +663,11 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
       fail(root->location, section,
            fmt::format("missing section; add e.g. '{}: {{plugin: <name>}}' ({} plugins: {})", section,
                        to_string(kind), join(catalog.names(kind))));
-    return resolve_stage(*node, kind, section, catalog);
+    StageSpec stage = resolve_stage(*node, kind, section, catalog);
+    // Failures of the stage's plugin point at the line where the section begins.
+    for (std::size_t i = 0; i < root->entries.size(); ++i)
+      if (root->entries[i].first == section) stage.location = root->key_locations[i];
+    return stage;
   };
   // Noise and certifier first: other sections usually refer to their values (${noise.sigma}),
   // and an error is clearest under the key where the value was written.
@@ -733,23 +791,75 @@ std::string indent(const std::string& text, const std::string& prefix) {
   return out;
 }
 
+
+// `--set sweep...=v` edits the sweep block itself, before it is read. In sweep.grid.KEY and
+// sweep.zip.KEY the KEY is one dotted key of the spec (sweep.grid.noise.sigma=[0.25,0.5]).
+void set_sweep_path(const YamlNodePtr& root, const std::string& path, const YamlNodePtr& value) {
+  for (const std::string axes : {"sweep.grid.", "sweep.zip."}) {
+    if (path.rfind(axes, 0) != 0 || path.size() == axes.size()) continue;
+    const std::string table = axes.substr(0, axes.size() - 1);
+    YamlNodePtr node = lookup(root, table);
+    if (!node || node->kind != YamlNode::Kind::Map) {
+      node = std::make_shared<YamlNode>();
+      node->kind = YamlNode::Kind::Map;
+      node->location = value->location;
+      set_path(root, table, node, "--set");
+    }
+    const std::string key = path.substr(axes.size());
+    for (auto& entry : node->entries)
+      if (entry.first == key) {
+        entry.second = value;
+        return;
+      }
+    node->entries.emplace_back(key, value);
+    node->key_locations.push_back(value->location);
+    return;
+  }
+  set_path(root, path, value, "--set");
+}
+
+// A key may be swept by the grid or by the zip, not both: each point would name one value
+// and certify the other.
+void check_axes_disjoint(const Sweep& sweep, const SourceLocation& where) {
+  for (const auto& axis : sweep.zip)
+    for (const auto& other : sweep.grid)
+      if (axis.path == other.path)
+        fail(where, "sweep",
+             fmt::format("'{}' is both in sweep.grid and in sweep.zip; sweep it in one of them (a zip of one key "
+                         "is a grid axis)",
+                         axis.path));
+}
+
 }  // namespace
 
 ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::string& file,
                                        const std::vector<std::string>& overrides, const PluginCatalog& catalog) {
   YamlNodePtr base = prepared_root(parsed);
+  std::vector<Override> key_overrides;
+  for (const auto& text : overrides) {
+    Override o = parse_override(text);
+    if (o.path != "sweep" && o.path.rfind("sweep.", 0) != 0) {
+      key_overrides.push_back(std::move(o));
+      continue;
+    }
+    if (o.values.size() != 1)
+      throw Error(fmt::format("--set {}: a sweep is set with one YAML value, e.g. --set 'sweep.grid.noise.sigma=[0.25,0.5]' "
+                              "(or --set noise.sigma=0.25,0.5)",
+                              o.path));
+    set_sweep_path(base, o.path, override_value(o.values.front()));
+  }
   Sweep sweep;
   bool swept = false;
   for (std::size_t i = 0; i < base->entries.size(); ++i)
     if (base->entries[i].first == "sweep") {
       sweep = parse_sweep(*base->entries[i].second);
+      check_axes_disjoint(sweep, base->key_locations[i]);
       swept = true;
       base->entries.erase(base->entries.begin() + static_cast<std::ptrdiff_t>(i));
       base->key_locations.erase(base->key_locations.begin() + static_cast<std::ptrdiff_t>(i));
       break;
     }
-  for (const auto& text : overrides) {
-    const Override o = parse_override(text);
+  for (const Override& o : key_overrides) {
     if (std::any_of(sweep.zip.begin(), sweep.zip.end(), [&](const Axis& a) { return a.path == o.path; }))
       throw Error(fmt::format("--set {}: the key is zipped in the spec's sweep; edit sweep.zip instead", o.path));
     if (o.values.size() > 1) {

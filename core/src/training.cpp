@@ -34,7 +34,9 @@ std::vector<ParamSpec> train_param_specs(const char* default_epochs) {
       {.name = "train.weight_decay", .type = ParamType::Float, .default_value = "0", .doc = "Adam weight decay",
        .min = 0},
       {.name = "train.noise_sigma", .type = ParamType::Float, .default_value = "0.25",
-       .doc = "Gaussian augmentation sigma, [0,1] pixel units (train at the certification sigma)", .min = 0},
+       .doc = "Gaussian augmentation sigma, [0,1] pixel units (train at the certification sigma); 0 = none, "
+              "above 100 the noise drowns the pixels",
+       .min = 0, .max = 100},
       {.name = "train.margin", .type = ParamType::Float, .default_value = "0.2", .doc = "margin gamma of the margin loss",
        .min = 0, .min_exclusive = true},
       {.name = "train.beta0", .type = ParamType::Float, .default_value = "1.2", .doc = "initial boundary beta",

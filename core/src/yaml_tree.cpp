@@ -6,6 +6,7 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -96,6 +97,9 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
   void open(YamlNodePtr node, YAML::anchor_t anchor) {
+    if (stack_.size() >= kMaxDepth)
+      throw Error(fmt::format("{}: lists and mappings nested more than {} deep; a pipeline needs a handful of levels",
+                              node->location.str(), kMaxDepth));
     stack_.push_back({std::move(node), anchor, false, {}, {}});
   }
   void close() {
@@ -144,6 +148,7 @@ class TreeBuilder : public YAML::EventHandler {
   }
 
   static constexpr std::size_t kMaxNodes = 100000;
+  static constexpr std::size_t kMaxDepth = 64;
   static std::size_t count_nodes(const YamlNode& node) {
     std::size_t n = 1;
     for (const auto& item : node.items) n += count_nodes(*item);
@@ -179,11 +184,29 @@ YamlNodePtr parse_yaml(const std::string& text, const std::string& source_name) 
 }
 
 YamlNodePtr parse_yaml_file(const std::string& path) {
+  // Only a regular file of bounded size is read: a FIFO or a device (/dev/zero) would block
+  // or never end, and a folder has no text.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (!fs::exists(status)) throw Error(fmt::format("{}: cannot open the file (does it exist? check the path)", path));
+  if (fs::is_directory(status))
+    throw Error(fmt::format("{}: is a folder; give the pipeline's YAML file (e.g. {}/quickstart.yaml)", path, path));
+  if (!fs::is_regular_file(status))
+    throw Error(fmt::format("{}: not a regular file (a FIFO, socket or device); save the pipeline to a file and give "
+                            "its path",
+                            path));
+  constexpr std::uintmax_t kMaxBytes = 1 << 20;
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec || size > kMaxBytes)
+    throw Error(fmt::format("{}: {} bytes, more than the {} a pipeline spec may have; is this the right file?", path,
+                            ec ? std::string("unknown size") : std::to_string(size), kMaxBytes));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open the file (does it exist? check the path)", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_yaml(text.str(), path);
+  if (!in) throw Error(fmt::format("{}: cannot open the file (is it readable?)", path));
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return parse_yaml(text, path);
 }
 
 }  // namespace rguard

@@ -81,7 +81,7 @@ class Cars196 final : public rguard::ImageListDataset {
 
 std::vector<rguard::ParamSpec> schema() {
   return rguard::with_image_params({
-      {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr,
+      {.name = "root", .type = rguard::ParamType::Path, .default_value = nullptr,
        .doc = "folder with cars_annos.mat and car_ims/ (the official archive)"},
       {.name = "last_train_class", .type = rguard::ParamType::Int, .default_value = "98",
        .doc = "classes 1..N train, the rest evaluate (the standard split is 98)", .min = 0},

@@ -60,7 +60,7 @@ class Cub200 final : public rguard::ImageListDataset {
 
 std::vector<rguard::ParamSpec> schema() {
   return rguard::with_image_params({
-      {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr,
+      {.name = "root", .type = rguard::ParamType::Path, .default_value = nullptr,
        .doc = "the CUB_200_2011 folder (images.txt, image_class_labels.txt, images/)"},
       {.name = "last_train_class", .type = rguard::ParamType::Int, .default_value = "100",
        .doc = "classes 1..N train, the rest evaluate (the standard split is 100)", .min = 0},

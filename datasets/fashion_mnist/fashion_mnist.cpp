@@ -19,25 +19,70 @@ using rguard::Error;
 using rguard::ParamSpec;
 using rguard::ParamType;
 
-std::vector<unsigned char> read_gzip(const std::string& path) {
-  if (!std::filesystem::exists(path))
-    throw Error(fmt::format("{}: not found; install the Debian package dataset-fashion-mnist "
-                            "(bash scripts/setup.sh does) or point dataset.root at a folder with the IDX files",
-                            path));
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (!file) throw Error(fmt::format("{}: cannot open", path));
-  std::vector<unsigned char> out;
-  unsigned char buffer[1 << 16];
-  int got = 0;
-  while ((got = gzread(file, buffer, sizeof buffer)) > 0) out.insert(out.end(), buffer, buffer + got);
-  const bool failed = got < 0;
-  gzclose(file);
-  if (failed) throw Error(fmt::format("{}: damaged gzip data", path));
-  return out;
+std::uint32_t big_endian(const unsigned char* b) {
+  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | b[3];
 }
 
-std::uint32_t big_endian(const std::vector<unsigned char>& b, std::size_t at) {
-  return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) | (std::uint32_t{b[at + 2]} << 8) | b[at + 3];
+// A gzip'ed IDX file: the header (magic, then one size per dimension) and exactly the bytes
+// it announces. Decompression stops there: a file holding more (another format, or a gzip
+// bomb) or less (truncated) is refused, and nothing larger than the header says is ever
+// held in memory.
+struct Idx {
+  std::vector<std::int64_t> sizes;
+  std::vector<unsigned char> data;
+};
+
+Idx read_idx(const std::string& path, std::uint32_t magic, std::size_t dims) {
+  const std::string hint = "reinstall the Debian package dataset-fashion-mnist (bash scripts/setup.sh installs it) or "
+                           "point dataset.root at a folder with the four Fashion-MNIST IDX files";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(fmt::format("{}: not found; {}", path, hint));
+  if (!std::filesystem::is_regular_file(path, ec)) throw Error(fmt::format("{}: not a regular file; {}", path, hint));
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (!file) throw Error(fmt::format("{}: cannot open; {}", path, hint));
+  auto read = [&](unsigned char* into, std::size_t bytes) {
+    std::size_t done = 0;
+    while (done < bytes) {
+      const int got = gzread(file, into + done, static_cast<unsigned>(std::min<std::size_t>(bytes - done, 1 << 20)));
+      if (got < 0) {
+        int code = 0;
+        const std::string why = gzerror(file, &code);
+        gzclose(file);
+        throw Error(fmt::format("{}: damaged gzip data ({}); {}", path, why, hint));
+      }
+      if (got == 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    return done;
+  };
+  const std::size_t header_bytes = 4 * (1 + dims);
+  std::vector<unsigned char> header(header_bytes);
+  if (read(header.data(), header_bytes) != header_bytes || big_endian(header.data()) != magic) {
+    gzclose(file);
+    throw Error(fmt::format("{}: not an IDX file of {} dimension(s) (magic {} expected); {}", path, dims, magic, hint));
+  }
+  Idx idx;
+  std::uint64_t bytes = 1;
+  for (std::size_t d = 0; d < dims; ++d) {
+    idx.sizes.push_back(big_endian(header.data() + 4 * (d + 1)));
+    bytes *= static_cast<std::uint64_t>(idx.sizes.back());
+    if (bytes > (std::uint64_t{1} << 30)) {
+      gzclose(file);
+      throw Error(fmt::format("{}: its header announces more than 1 GiB of data, far more than Fashion-MNIST's 47 MB; {}",
+                              path, hint));
+    }
+  }
+  idx.data.resize(static_cast<std::size_t>(bytes));
+  const std::size_t got = read(idx.data.data(), idx.data.size());
+  unsigned char extra = 0;
+  const bool more = got == idx.data.size() && read(&extra, 1) == 1;
+  gzclose(file);
+  if (got < idx.data.size())
+    throw Error(fmt::format("{}: truncated: its header announces {} bytes of data, the file holds {}; {}", path, bytes, got,
+                            hint));
+  if (more)
+    throw Error(fmt::format("{}: holds more data than its header announces ({} bytes); {}", path, bytes, hint));
+  return idx;
 }
 
 struct Split {
@@ -48,19 +93,19 @@ struct Split {
 Split read_split(const std::string& root, const std::string& prefix) {
   const std::string image_path = fmt::format("{}/{}-images-idx3-ubyte.gz", root, prefix);
   const std::string label_path = fmt::format("{}/{}-labels-idx1-ubyte.gz", root, prefix);
-  auto images = read_gzip(image_path);
-  auto labels = read_gzip(label_path);
-  if (images.size() < 16 || big_endian(images, 0) != 2051)
-    throw Error(fmt::format("{}: not an IDX image file (magic 2051 expected)", image_path));
-  if (labels.size() < 8 || big_endian(labels, 0) != 2049)
-    throw Error(fmt::format("{}: not an IDX label file (magic 2049 expected)", label_path));
-  const std::int64_t n = big_endian(images, 4), rows = big_endian(images, 8), cols = big_endian(images, 12);
-  if (big_endian(labels, 4) != n || images.size() != static_cast<std::size_t>(16 + n * rows * cols) ||
-      labels.size() != static_cast<std::size_t>(8 + n))
-    throw Error(fmt::format("{} / {}: sizes do not match their headers", image_path, label_path));
+  auto images = read_idx(image_path, 2051, 3);
+  auto labels = read_idx(label_path, 2049, 1);
+  const std::int64_t n = images.sizes[0], rows = images.sizes[1], cols = images.sizes[2];
+  if (labels.sizes[0] != n)
+    throw Error(fmt::format("{} holds {} images but {} holds {} labels; the two files do not belong together",
+                            image_path, n, label_path, labels.sizes[0]));
+  if (rows != 28 || cols != 28)
+    throw Error(fmt::format("{}: images of {}x{} pixels; Fashion-MNIST's are 28x28", image_path, rows, cols));
   Split split;
-  split.images = torch::from_blob(images.data() + 16, {n, rows, cols}, torch::kUInt8).clone();
-  split.labels = torch::from_blob(labels.data() + 8, {n}, torch::kUInt8).to(torch::kLong);
+  split.images = torch::from_blob(images.data.data(), {n, rows, cols}, torch::kUInt8).clone();
+  split.labels = torch::from_blob(labels.data.data(), {n}, torch::kUInt8).to(torch::kLong);
+  if (n > 0 && split.labels.max().item<std::int64_t>() > 9)
+    throw Error(fmt::format("{}: a label above 9; Fashion-MNIST has classes 0..9", label_path));
   return split;
 }
 
@@ -136,7 +181,7 @@ class FashionMnist final : public rguard::Dataset {
 
 std::vector<ParamSpec> schema() {
   return {
-      {.name = "root", .type = ParamType::String, .default_value = "/usr/share/datasets/fashion-mnist",
+      {.name = "root", .type = ParamType::Path, .default_value = "/usr/share/datasets/fashion-mnist",
        .doc = "folder with the gzip IDX files (Debian package dataset-fashion-mnist)"},
       {.name = "protocol", .type = ParamType::String, .default_value = "leave_one_out",
        .doc = "leave_one_out: the test split is query set and gallery, the query itself excluded; "

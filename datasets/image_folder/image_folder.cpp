@@ -63,7 +63,7 @@ class ImageFolder final : public rguard::ImageListDataset {
 
 std::vector<rguard::ParamSpec> schema() {
   return rguard::with_image_params({
-      {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr, .doc = "folder with one sub-folder per class"},
+      {.name = "root", .type = rguard::ParamType::Path, .default_value = nullptr, .doc = "folder with one sub-folder per class"},
       {.name = "train_fraction", .type = rguard::ParamType::Float, .default_value = "0.5",
        .doc = "leading fraction of the classes (in name order) used for training", .min = 0, .max = 1},
       {.name = "max_per_class", .type = rguard::ParamType::Int, .default_value = "0",

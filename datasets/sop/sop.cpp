@@ -52,7 +52,7 @@ class Sop final : public rguard::ImageListDataset {
 
 std::vector<rguard::ParamSpec> schema() {
   return rguard::with_image_params({
-      {.name = "root", .type = rguard::ParamType::String, .default_value = nullptr,
+      {.name = "root", .type = rguard::ParamType::Path, .default_value = nullptr,
        .doc = "the Stanford_Online_Products folder (Ebay_train.txt, Ebay_test.txt, images)"},
       {.name = "max_images", .type = rguard::ParamType::Int, .default_value = "0",
        .doc = "read only the first N lines of each list (0 = all)", .min = 0},

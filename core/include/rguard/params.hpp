@@ -10,7 +10,10 @@
 
 namespace rguard {
 
-enum class ParamType { Bool, Int, Float, String, IntList, FloatList };
+// Path: a string naming a file or folder. A relative path written in a spec file is
+// resolved against that file's folder, one given on the command line (--set) against the
+// working directory; plugins always receive it absolute.
+enum class ParamType { Bool, Int, Float, String, IntList, FloatList, Path };
 const char* to_string(ParamType type);
 
 // One parameter of a plugin's schema. Names may be dotted ("train.epochs") for nested

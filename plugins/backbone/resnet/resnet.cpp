@@ -210,7 +210,7 @@ std::vector<rguard::ParamSpec> schema() {
        .doc = "ImageNet RGB mean, subtracted inside the model"},
       {.name = "input_std", .type = rguard::ParamType::FloatList, .default_value = "[0.229, 0.224, 0.225]",
        .doc = "ImageNet RGB std, divided inside the model", .min = 0, .min_exclusive = true},
-      {.name = "weights", .type = rguard::ParamType::String, .default_value = "",
+      {.name = "weights", .type = rguard::ParamType::Path, .default_value = "",
        .doc = "TorchScript file of a torchvision ResNet whose tensors initialise the trunk (\"\" = random)"},
       {.name = "frozen_bn", .type = rguard::ParamType::Bool, .default_value = "false",
        .doc = "keep BatchNorm statistics and parameters fixed during training"},

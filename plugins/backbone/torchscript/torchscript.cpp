@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <optional>
 
@@ -23,6 +24,8 @@
 namespace {
 
 using rguard::Error;
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 class TorchScriptBackbone final : public rguard::Backbone {
  public:
@@ -52,17 +55,21 @@ class TorchScriptBackbone final : public rguard::Backbone {
     if (input.channels != input_[0] || input.height != input_[1] || input.width != input_[2])
       throw Error(fmt::format("backbone.input_shape is [{}, {}, {}] but the dataset's images are {}x{}x{}", input_[0],
                               input_[1], input_[2], input.channels, input.height, input.width));
+    const char* hint =
+        "a file from torch.save (a state_dict or a pickled nn.Module) is not TorchScript: save the model with "
+        "torch.jit.save(torch.jit.script(model), path) or torch.jit.trace (docs/models-and-data.md)";
     try {
       module_ = torch::jit::load(file_);
     } catch (const c10::Error& e) {
-      throw Error(fmt::format("{}: not a TorchScript model torch.jit.load can read: {}", file_, e.what_without_backtrace()));
+      throw Error(fmt::format("{}: not a TorchScript model torch.jit.load can read ({}); {}", file_,
+                              first_line(e.what_without_backtrace()), hint));
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: not a TorchScript model torch.jit.load can read ({}); {}", file_, first_line(e.what()),
+                              hint));
     }
     module_.eval();
     torch::NoGradGuard no_grad;
-    const auto probe = forward(torch::zeros({1, input.channels, input.height, input.width}));
-    if (probe.dim() != 2)
-      throw Error(fmt::format("{}: the model returns a tensor of {} dimensions; expected [batch, k]", file_, probe.dim()));
-    dim_ = probe.size(1);
+    dim_ = forward(torch::zeros({1, input.channels, input.height, input.width})).size(1);
   }
 
   at::Tensor forward(const at::Tensor& images) override {
@@ -72,9 +79,22 @@ class TorchScriptBackbone final : public rguard::Backbone {
       x = (x - torch::tensor(mean_, x.options()).view(shape)) / torch::tensor(std_, x.options()).view(shape);
     }
     auto out = (use_optimized(images) ? optimized() : module_).forward({x}).toTensor();
-    if (!output_normalized_)
-      out = torch::nn::functional::normalize(out, torch::nn::functional::NormalizeFuncOptions().dim(1));
-    return out;
+    if (out.dim() != 2 || out.size(0) != images.size(0))
+      throw Error(fmt::format("{}: the model returned a tensor of shape [{}] for {} images; expected [batch, k] = [{}, k] "
+                              "(flatten its output, e.g. x.flatten(1))",
+                              file_, fmt::join(out.sizes(), ", "), images.size(0), images.size(0)));
+    return output_normalized_ ? out : unit_rows(out);
+  }
+
+  // out / ||out|| per row, as torch.nn.functional.normalize, also where the norm overflows
+  // float (outputs of 1e20 and more): those rows are first scaled by their largest entry.
+  static at::Tensor unit_rows(at::Tensor out) {
+    auto norm = out.norm(2, 1, true);
+    if (norm.isinf().any().item<bool>()) {
+      out = out / out.abs().amax(1, true).clamp_min(std::numeric_limits<float>::min());
+      norm = out.norm(2, 1, true);
+    }
+    return out / norm.clamp_min(1e-12);
   }
 
   void set_training(bool training) override { module_.train(training); }
@@ -140,7 +160,7 @@ class TorchScriptBackbone final : public rguard::Backbone {
 
 std::vector<rguard::ParamSpec> schema() {
   std::vector<rguard::ParamSpec> specs{
-      {.name = "file", .type = rguard::ParamType::String, .default_value = nullptr,
+      {.name = "file", .type = rguard::ParamType::Path, .default_value = nullptr,
        .doc = "TorchScript file (torch.jit.save of a traced or scripted model)"},
       {.name = "input_shape", .type = rguard::ParamType::IntList, .default_value = nullptr,
        .doc = "[channels, height, width] the model expects", .min = 1},
@@ -159,6 +179,6 @@ std::vector<rguard::ParamSpec> schema() {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.1",
+RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.2",
               "a user's TorchScript embedding model; input shape and normalisation declared in the YAML",
               TorchScriptBackbone, schema())

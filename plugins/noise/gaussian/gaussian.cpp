@@ -28,5 +28,8 @@ class Gaussian final : public rguard::Noise {
 RGUARD_PLUGIN(rguard::PluginKind::Noise, "gaussian", "1.1", "isotropic Gaussian noise N(0, sigma^2 I) in [0,1] pixel space",
               Gaussian,
               (std::vector<rguard::ParamSpec>{{.name = "sigma", .type = rguard::ParamType::Float, .default_value = "0.25",
-                                               .doc = "standard deviation in [0,1] pixel units", .min = 0,
-                                               .min_exclusive = true}}))
+                                               .doc = "standard deviation in [0,1] pixel units; below 1e-4 float32 "
+                                                      "rounds x + noise near 1 in steps (1.2e-7) over 0.1% of sigma, "
+                                                      "so the noise is not the Gaussian the theorem assumes; above 100 "
+                                                      "it drowns the [0,1] pixels entirely",
+                                               .min = 1e-4, .max = 100}}))

@@ -1,0 +1,53 @@
+#!/usr/bin/python3
+"""Writes one broken or unusual model file for the bad-input corpus (Debian's python3-torch):
+   make_model.py KIND PATH, KIND one of state_dict, pickled, out3d, out1d, huge, nan, tuple.
+All take [batch, 1, 12, 12] images (the corpus's synthetic data)."""
+import sys
+
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(144, 8)
+
+    def forward(self, x):
+        return self.head(x.flatten(1))
+
+
+class Out3d(Net):
+    def forward(self, x):
+        return self.head(x.flatten(1)).unsqueeze(2)
+
+
+class Out1d(Net):
+    def forward(self, x):
+        return self.head(x.flatten(1)).sum(1)
+
+
+class Huge(Net):
+    def forward(self, x):
+        return self.head(x.flatten(1)) * 1e30
+
+
+class Nan(Net):
+    def forward(self, x):
+        return self.head(x.flatten(1)) * float("nan")
+
+
+class Pair(Net):
+    def forward(self, x):
+        y = self.head(x.flatten(1))
+        return y, y
+
+
+kind, path = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+if kind == "state_dict":
+    torch.save(Net().state_dict(), path)
+elif kind == "pickled":
+    torch.save(Net(), path)
+else:
+    model = {"out3d": Out3d, "out1d": Out1d, "huge": Huge, "nan": Nan, "tuple": Pair}[kind]()
+    torch.jit.script(model.eval()).save(path)
