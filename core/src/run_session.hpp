@@ -1,9 +1,19 @@
-// The state of one run, shared by the executor's files (executor.cpp: stages and the
-// block graph; audit_run.cpp: attacks and the soundness audit). Internal to rguard_core.
+// The state of one run, shared by the files of its stages, in data-flow order:
+//   run_keys.cpp       cache keys of the stages
+//   data_stage.cpp     datasets loaded (or read back), checked; the queries chosen
+//   model_stage.cpp    backbones trained or restored; clean embeddings
+//   query_blocks.cpp   the queries of each point in blocks: plan, cache read and write
+//   sampler.cpp        noisy samples through the backbone into sufficient statistics
+//   certify_stage.cpp  the flow graph over all blocks: sample, store, certify
+//   audit_run.cpp      attacks on the certified queries and the soundness audit
+//   evaluate.cpp       a point's certificates, attacks and metrics collected
+//   executor.cpp       the order of it all (run_experiment, cache_status)
+// Internal to rguard_core.
 #pragma once
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -22,7 +32,7 @@
 #include "rguard/certifier.hpp"
 #include "rguard/dataset.hpp"
 #include "rguard/error.hpp"
-#include "rguard/executor.hpp"
+#include "rguard/run_result.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/metric.hpp"
 #include "rguard/noise.hpp"
@@ -42,6 +52,7 @@ inline constexpr const char* kEmbeddingStage = "embeddings";
 inline constexpr const char* kSampleStage = "samples";
 inline constexpr const char* kAuditStage = "audit";
 inline constexpr const char* kCheckpointStage = "checkpoint";  // training in progress (same key as the backbone)
+inline constexpr std::string_view kForceableStages[] = {kBackboneStage, kEmbeddingStage, kSampleStage};
 
 // "spec.yaml:4:11: point 'main': backbone plugin 'small_cnn' failed while ...": whom a
 // failure escaping a plugin is attributed to (with_context, rguard/error.hpp).
@@ -132,9 +143,9 @@ struct Session {
   Session(const ExperimentSpec& s, const PluginLoader& l, std::ostream* out)
       : spec(s), loader(l), log(out), cache(s.cache_root) {}
 
-  bool forced(const char* stage) const {
-    const auto& order = forceable_stages();
-    return std::find(order.begin(), order.end(), stage) - order.begin() >= force;
+  bool forced(std::string_view stage) const {
+    const auto* end = std::end(kForceableStages);
+    return std::find(std::begin(kForceableStages), end, stage) - std::begin(kForceableStages) >= force;
   }
 
   void report(StageReport r) {
@@ -150,15 +161,44 @@ struct Session {
   }
 };
 
-// Streams n noisy copies of each image through the point's backbone and sums the unit
-// embeddings in double precision, in sample order; with `sum_squares`, also their packed
-// outer products (executor.cpp).
+// ---- the stages (each in the file named above) ----------------------------------------
+
+// run_keys.cpp
+std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data);
+std::string embedding_key(const Session& s, const Model& model);
+std::string sample_key(const Session& s, const Point& p);
+
+// data_stage.cpp
+void load_datasets(Session& s);
+// The rows of the point's query set that can be certified, in a seeded order (throws when
+// there are none: before any training).
+std::vector<std::int64_t> select_queries(Session& s, const Point& p);
+
+// model_stage.cpp
+void assign_models(Session& s);
+void prepare_models(Session& s);
+
+// query_blocks.cpp
+void plan_blocks(const Session& s, Point& p);
+bool load_block(const Session& s, Block& block);  // true when the cache held it
+void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_done);
+void store_block(const Session& s, const Block& block);
+
+// sampler.cpp: streams n noisy copies of each image through the point's backbone and sums
+// the unit embeddings in double precision, in sample order; with `sum_squares`, also
+// their packed outer products.
 void accumulate_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
                         const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
                         std::vector<double>& sums, std::vector<double>* sum_squares,
                         std::atomic<std::int64_t>* samples_done);
 
-// Attacks the point's certified queries and audits their certificates (audit_run.cpp).
+// certify_stage.cpp: samples (or reads back) every block of every point and certifies it.
+void certify_all(Session& s);
+
+// audit_run.cpp: attacks the point's certified queries and audits their certificates.
 std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& point);
+
+// evaluate.cpp
+PointResult collect_point(Session& s, Point& p);
 
 }  // namespace rguard::run

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "rguard/executor.hpp"
+#include "rguard/run_result.hpp"
 #include "rguard/spec.hpp"
 
 namespace rguard {

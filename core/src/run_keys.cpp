@@ -1,0 +1,45 @@
+// Cache keys: each hashes everything upstream of its stage (docs/architecture.md).
+#include <fmt/format.h>
+
+#include "rguard/hash.hpp"
+#include "run_session.hpp"
+
+namespace rguard::run {
+
+std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data) {
+  return Hasher().text("backbone/1").text(data.fingerprint).text(spec.backbone.canonical()).text(backbone.fingerprint())
+      .u64(spec.seed).text(s.device.str()).hex();
+}
+
+// The backbone plugin's name and version: its forward pass (kernels, numerics) is part of
+// what embeddings and samples depend on, beyond the weights.
+std::string forward_identity(const StageSpec& backbone) {
+  return fmt::format("{}@{}", backbone.plugin, backbone.entry ? backbone.entry->version : "?");
+}
+
+std::string embedding_key(const Session& s, const Model& model) {
+  return Hasher()
+      .text("embeddings/1")
+      .text(forward_identity(model.spec->backbone))
+      .text(model.weights_hash)
+      .text(model.data->fingerprint)
+      .text(s.device.str())
+      .hex();
+}
+
+std::string sample_key(const Session& s, const Point& p) {
+  Hasher h;
+  h.text("samples/1")
+      .text(forward_identity(p.spec->backbone))
+      .text(p.model->weights_hash)
+      .text(p.data->fingerprint)
+      .text(p.spec->noise.canonical())
+      .u64(static_cast<std::uint64_t>(p.certifier->plan().n))
+      .u64(p.spec->seed)
+      .text(s.device.str());
+  // Blocks with second moments hold more; keys without them stay what they were.
+  if (p.certifier->plan().second_moments) h.text("second moments");
+  return h.hex();
+}
+
+}  // namespace rguard::run
