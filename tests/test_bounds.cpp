@@ -8,10 +8,12 @@
 #include <random>
 #include <vector>
 
-#include "rguard/bounds.hpp"
+#include "geometry.hpp"
+#include "rguard/concentration.hpp"
+#include "rguard/statistics.hpp"
 
-using rguard::certified_radii;
-using rguard::QueryGeometry;
+using rguard::retrievalguard::certified_radii;
+using rguard::retrievalguard::QueryGeometry;
 
 namespace {
 
@@ -149,7 +151,7 @@ TEST_CASE("directional deviations: the covariance from packed sums and each dire
   for (const auto& row : c.gallery) flat.insert(flat.end(), row.begin(), row.end());
   const double alpha = 0.01;
   std::vector<double> pair, item;
-  rguard::set_directional_deviations(g, flat.data(), 4, k, covariance, n, 2, alpha, pair, item);
+  rguard::retrievalguard::set_directional_deviations(g, flat.data(), 4, k, covariance, n, 2, alpha, pair, item);
   const double delta = alpha / (2 * 2 + 2 + 2);  // |P||N| + |P| + |N| directions
   for (std::size_t i = 0; i < g.negatives.size(); ++i) {
     const auto& en = c.gallery[static_cast<std::size_t>(g.negatives[i])];

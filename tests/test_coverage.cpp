@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "rguard/bounds.hpp"
+#include "geometry.hpp"
+#include "rguard/concentration.hpp"
+#include "rguard/statistics.hpp"
 
 namespace {
 
@@ -177,7 +179,7 @@ double directional_failure_rate(const Discrete& f, std::vector<std::vector<doubl
       }
     }
     std::vector<double> f_hat(k), dots(rows), norm2(rows, 1.0), gram(rows);
-    rguard::QueryGeometry g;
+    rguard::retrievalguard::QueryGeometry g;
     for (std::size_t d = 0; d < k; ++d) {
       f_hat[d] = sum[d] / n;
       g.f_norm2 += f_hat[d] * f_hat[d];
@@ -198,7 +200,7 @@ double directional_failure_rate(const Discrete& f, std::vector<std::vector<doubl
     g.norm2 = norm2.data();
     g.gram_p = gram.data();
     std::vector<double> pair, item;
-    rguard::set_directional_deviations(g, flat.data(), static_cast<std::int64_t>(rows), static_cast<std::int64_t>(k),
+    rguard::retrievalguard::set_directional_deviations(g, flat.data(), static_cast<std::int64_t>(rows), static_cast<std::int64_t>(k),
                                        rguard::sample_covariance(n, static_cast<std::int64_t>(k), sum.data(), squares.data()),
                                        n, positives, alpha, pair, item);
     bool failed = dot(mean, ep) < dots[static_cast<std::size_t>(g.positive)] - scale * item[static_cast<std::size_t>(g.positive)];

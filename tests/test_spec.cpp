@@ -139,8 +139,8 @@ TEST_CASE("out-of-range values are refused") {
   CHECK(contains(error_of(replace(kBase, "alpha: 0.01", "alpha: 0")), "expected float in (0, 1)"));
   message = error_of(replace(kBase, "radii: [0, 0.1]", "radii: [0, -0.1]"));
   CHECK(contains(message, "metrics[0].radii[1]: expected float >= 0, got -0.1"));
-  CHECK(contains(error_of(replace(kBase, "plugin: retrievalguard,", "plugin: retrievalguard, radius: d,")),
-                 "expected one of max|a|b|c"));
+  CHECK(contains(error_of(replace(kBase, "plugin: retrievalguard,", "plugin: retrievalguard, radius: e,")),
+                 "expected one of max|a|b|c|d"));
 }
 
 TEST_CASE("unknown plugins list what was found - a plugin of another kind is named") {

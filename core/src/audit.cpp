@@ -1,6 +1,6 @@
 #include "rguard/audit.hpp"
 
-#include "rguard/bounds.hpp"
+#include "rguard/concentration.hpp"
 
 namespace rguard {
 

@@ -12,7 +12,7 @@
 
 #include "rguard/adversarial.hpp"
 #include "rguard/attack_io.hpp"
-#include "rguard/bounds.hpp"
+#include "rguard/concentration.hpp"
 #include "rguard/error.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/progress.hpp"
@@ -192,11 +192,12 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
         const auto cpu = x.to(torch::kCPU).contiguous();
         std::vector<const float*> rows;
         for (std::size_t i = 0; i < end - begin; ++i) rows.push_back(cpu.data_ptr<float>() + static_cast<std::int64_t>(i) * pixels);
-        std::vector<double> sums;
+        std::vector<double> sums(rows.size() * static_cast<std::size_t>(m.dim));
         {
           std::lock_guard torch(s.torch_lock);
-          accumulate_samples(s, p, rows, batch_ids, samples,
-                             derive_seed(p.spec->seed, fmt::format("noise/audit/{}/{}", stage.canonical(), e)), sums, nullptr, nullptr);
+          stream_samples(s, p, rows, batch_ids, samples,
+                         derive_seed(p.spec->seed, fmt::format("noise/audit/{}/{}", stage.canonical(), e)),
+                         std::vector<Statistics>(rows.size(), {sum_statistic(m.dim)}), sums.data(), nullptr);
         }
         for (std::size_t i = begin; i < end; ++i) {
           const std::size_t local = i - begin;

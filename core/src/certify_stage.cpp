@@ -20,23 +20,18 @@ void certify_block(Block& block) {
   const Point& p = *block.point;
   const auto& d = *p.data;
   const GalleryView gallery = p.model->gallery();
-  const std::int64_t n = p.certifier->plan().n;
+  const SamplingPlan plan = p.certifier->plan();
+  const std::size_t count = block.rows.size();
+  const std::size_t selection = block.selection.size() / count, size = block.state.size() / count;
   block.certificates.clear();
-  for (std::size_t i = 0; i < block.rows.size(); ++i) {
+  for (std::size_t i = 0; i < count; ++i) {
     const auto id = static_cast<std::size_t>(block.rows[i]);
-    const std::int64_t dim = p.model->dim;
-    QueryStats stats{block.rows[i], d.query_label[id], d.query_gallery_index[id], n,
-                     block.sums.data() + static_cast<std::int64_t>(i) * dim,
-                     block.sum_squares.empty() ? nullptr
-                                               : block.sum_squares.data() + static_cast<std::int64_t>(i) * packed_size(dim)};
-    block.certificates.push_back(p.certifier->certify(stats, gallery, p.noise->sigma()));
+    const QueryInfo query{block.rows[i], d.query_label[id], d.query_gallery_index[id]};
+    const QueryState state{plan.selection, plan.n, block.selection.empty() ? nullptr : block.selection.data() + i * selection,
+                           block.state.data() + i * size};
+    block.certificates.push_back(p.certifier->certify(query, gallery, state, p.noise->sigma()));
   }
 }
-
-// The per-query-block pipeline, shared by all points: the sampler on the calling thread
-// (LibTorch owns the cores), then a flow graph with one serial writer (the only HDF5
-// writer) and parallel certification. Bodies never let an exception escape into TBB (an
-// exception in a node can deadlock a graph, oneTBB #420): the first one is kept, the
 
 }  // namespace
 
@@ -55,7 +50,7 @@ void certify_all(Session& s) {
       if (in_shard(order.size())) {
         ++p->shard_blocks;
         if (!s.forced(kSampleStage) && load_block(s, block)) ++p->reused_blocks;
-        else to_compute += static_cast<std::int64_t>(block.rows.size()) * p->certifier->plan().n;
+        else to_compute += static_cast<std::int64_t>(block.rows.size()) * (p->certifier->plan().n + p->certifier->plan().selection);
       }
       order.push_back(&block);
     }

@@ -15,19 +15,16 @@ PointResult collect_point(Session& s, Point& p) {
   point.sigma = p.noise->sigma();
   point.alpha = p.certifier->alpha();
   point.n = p.certifier->plan().n;
+  point.selection = p.certifier->plan().selection;
+  point.certifier_notes = p.certifier->describe();
   struct Row {
     Certificate certificate;
-    const double* sum;
-    const double* sum_squares;  // null without second moments
     double seconds;
   };
-  const std::int64_t packed = packed_size(m.dim);
   std::vector<Row> rows;
   for (auto& block : p.blocks)
     for (std::size_t i = 0; i < block.rows.size(); ++i)
-      rows.push_back({block.certificates[i], block.sums.data() + static_cast<std::int64_t>(i) * m.dim,
-                      block.sum_squares.empty() ? nullptr : block.sum_squares.data() + static_cast<std::int64_t>(i) * packed,
-                      block.seconds / static_cast<double>(block.rows.size())});
+      rows.push_back({block.certificates[i], block.seconds / static_cast<double>(block.rows.size())});
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.certificate.query_id < b.certificate.query_id; });
   std::vector<float> query_embedding;
   std::vector<std::int64_t> query_label, query_id;
@@ -35,8 +32,6 @@ PointResult collect_point(Session& s, Point& p) {
     const auto id = static_cast<std::size_t>(row.certificate.query_id);
     point.certificates.push_back(row.certificate);
     point.query_gallery_index.push_back(p.data->query_gallery_index[id]);
-    for (std::int64_t d = 0; d < m.dim; ++d) point.mean_embedding.push_back(row.sum[d] / static_cast<double>(point.n));
-    if (row.sum_squares) point.sum_squares.insert(point.sum_squares.end(), row.sum_squares, row.sum_squares + packed);
     point.seconds.push_back(row.seconds);
     const auto first = m.query_embedding.begin() + static_cast<std::ptrdiff_t>(id * static_cast<std::size_t>(m.dim));
     query_embedding.insert(query_embedding.end(), first, first + m.dim);
@@ -60,11 +55,16 @@ PointResult collect_point(Session& s, Point& p) {
   eval.attacks = &point.attacks;
   eval.sigma = point.sigma;
   eval.alpha = point.alpha;
-  for (std::size_t i = 0; i < p.metrics.size(); ++i) {
-    auto values = with_context([&] { return plugin_failure(*p.spec, p.spec->metrics[i], "while computing"); },
-                               [&] { return p.metrics[i]->compute(eval); });
-    for (auto& value : values) point.metrics.push_back(std::move(value));
-  }
+  for (std::size_t i = 0; i < p.metrics.size(); ++i)
+    with_context([&] { return plugin_failure(*p.spec, p.spec->metrics[i], "while computing"); }, [&] {
+      for (auto& value : p.metrics[i]->compute(eval)) point.metrics.push_back(std::move(value));
+      for (auto& column : p.metrics[i]->query_columns(eval)) {
+        if (column.values.size() != point.certificates.size())
+          throw Error(fmt::format("query column '{}' has {} values for {} certified queries", column.name,
+                                  column.values.size(), point.certificates.size()));
+        point.columns.push_back(std::move(column));
+      }
+    });
   s.report({p.spec->point, "certificates", "computed", seconds_since(start), "",
             fmt::format("{} certificates and {} metric values (no forward pass)", point.certificates.size(),
                         point.metrics.size())});

@@ -7,6 +7,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -81,10 +82,14 @@ const PluginEntry* PluginLoader::load_file(const std::string& path, std::optiona
                             path));
   const PluginEntry* entry = library->handle.get<const PluginEntry*()>("rguard_plugin_entry")();
   if (!entry) throw Error(fmt::format("{}: rguard_plugin_entry returned null", path));
-  if (entry->api_version != kPluginApiVersion)
+  if (entry->api_version != kPluginApiVersion) {
+    std::string changes;
+    for (std::uint32_t v = std::min(entry->api_version, kPluginApiVersion) + 1; v <= std::max(entry->api_version, kPluginApiVersion) && v < std::size(kPluginApiChanges); ++v)
+      changes += fmt::format("; version {}: {}", v, kPluginApiChanges[v]);
     throw Error(fmt::format("{}: plugin API version {} but this rguard expects {}; rebuild the plugin "
-                            "against this rguard's headers",
-                            path, entry->api_version, kPluginApiVersion));
+                            "against this rguard's headers (docs/writing-a-plugin.md){}",
+                            path, entry->api_version, kPluginApiVersion, changes));
+  }
   if (!entry->abi_tag || std::strcmp(entry->abi_tag, kPluginAbiTag) != 0)
     throw Error(fmt::format("{}: plugin built for ABI '{}' but this rguard is '{}'; rebuild the plugin "
                             "with the same compiler and standard library",

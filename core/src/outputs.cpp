@@ -140,6 +140,35 @@ std::string metrics_csv(const RunResult& result) {
   return out;
 }
 
+// Arrays of q rows: the Recall@K radii, the certifier's evidence (what its radii are
+// recomputed from: F-hat, second moments, levels and counts ...) and metrics' query columns.
+void write_per_query(H5File& file, const std::string& group, const PointResult& point) {
+  const auto q = static_cast<std::uint64_t>(point.certificates.size());
+  auto matrix = [&](const std::string& name, auto row_of) {
+    const std::vector<double>& first = row_of(point.certificates.front());
+    std::vector<double> values;
+    for (const auto& c : point.certificates) {
+      const std::vector<double>& row = row_of(c);
+      if (row.size() != first.size())
+        throw Error(fmt::format("certificates.h5: '{}' has {} values for query {} but {} for query {}; a certifier must "
+                                "give every query of a point the same layout",
+                                name, row.size(), c.query_id, first.size(), point.certificates.front().query_id));
+      values.insert(values.end(), row.begin(), row.end());
+    }
+    if (!first.empty()) file.write(group + "/" + name, values.data(), {q, static_cast<std::uint64_t>(first.size())});
+  };
+  matrix("recall_radius", [](const Certificate& c) -> const std::vector<double>& { return c.rank_radius; });
+  for (std::size_t e = 0; e < point.certificates.front().evidence.size(); ++e) {
+    const std::string& name = point.certificates.front().evidence[e].first;
+    matrix(name, [&](const Certificate& c) -> const std::vector<double>& {
+      if (e >= c.evidence.size() || c.evidence[e].first != name)
+        throw Error(fmt::format("certificates.h5: query {} has no evidence '{}' in place {}", c.query_id, name, e));
+      return c.evidence[e].second;
+    });
+  }
+  for (const auto& column : point.columns) file.write(group + "/" + column.name, column.values);
+}
+
 void write_h5(const fs::path& path, const RunResult& result) {
   H5File file = H5File::create(path.string());
   const auto g = static_cast<std::uint64_t>(result.gallery_label.size());
@@ -165,21 +194,22 @@ void write_h5(const fs::path& path, const RunResult& result) {
       column("radius_a", [](const Certificate& c) { return c.radius_a; });
       column("radius_b", [](const Certificate& c) { return c.radius_b; });
       column("radius_c", [](const Certificate& c) { return c.radius_c; });
+      column("radius_d", [](const Certificate& c) { return c.radius_d; });
       column("radius", [](const Certificate& c) { return c.radius; });
       column("f_norm", [](const Certificate& c) { return c.f_norm; });
       column("d_pos", [](const Certificate& c) { return c.d_pos; });
       column("d_neg", [](const Certificate& c) { return c.d_neg; });
     }
     file.write(group + "/query_gallery_index", point.query_gallery_index);
-    file.write(group + "/mean_embedding", point.mean_embedding.data(), {q, dim});
-    if (!point.sum_squares.empty())  // what the directional bound's radii are recomputed from
-      file.write(group + "/sum_squares", point.sum_squares.data(), {q, static_cast<std::uint64_t>(packed_size(result.dim))});
+    if (q > 0) write_per_query(file, group, point);
     for (const auto& o : point.attacks)
       write_attack_outcome(file, fmt::format("{}/attacks/{}/eps={}", group, o.attack, o.eps), o);
     file.set_attribute(group, "sigma", point.sigma);
     file.set_attribute(group, "n", point.n);
     file.set_attribute(group, "alpha", point.alpha);
     file.set_attribute(group, "rho", point.rho);
+    file.set_attribute(group, "selection", point.selection);
+    for (const auto& [name, value] : point.certifier_notes) file.set_attribute(group, name, value);
   }
   file.close();
 }
@@ -187,14 +217,35 @@ void write_h5(const fs::path& path, const RunResult& result) {
 }  // namespace
 
 std::string certificates_csv(const RunResult& result) {
+  // Columns every certificate has, then those some point has (the union, in first-seen
+  // order; a point without one leaves it empty): Recall@K radii and metrics' query columns.
+  std::size_t ranks = 0;
+  std::vector<std::string> extra;
+  for (const auto& point : result.points) {
+    for (const auto& c : point.certificates) ranks = std::max(ranks, c.rank_radius.size());
+    for (const auto& column : point.columns)
+      if (std::find(extra.begin(), extra.end(), column.name) == extra.end()) extra.push_back(column.name);
+  }
   std::string out =
-      "point,sigma,query_id,label,n,rho,f_norm,d_pos,d_neg,radius_a,radius_b,radius_c,radius,abstain,correct,"
-      "predict_index,predict_label\n";
+      "point,sigma,query_id,label,n,rho,f_norm,d_pos,d_neg,radius_a,radius_b,radius_c,radius_d,radius,abstain,correct,"
+      "predict_index,predict_label";
+  for (std::size_t k = 1; k <= ranks; ++k) out += fmt::format(",recall_radius@{}", k);
+  for (const auto& name : extra) out += "," + csv_field(name);
+  out += "\n";
   for (const auto& point : result.points)
-    for (const auto& c : point.certificates)
-      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(point.name), point.sigma, c.query_id,
-                         c.label, c.n, c.rho, c.f_norm, c.d_pos, c.d_neg, c.radius_a, c.radius_b, c.radius_c, c.radius,
-                         static_cast<int>(c.abstain), static_cast<int>(c.correct), c.predict_index, c.predict_label);
+    for (std::size_t q = 0; q < point.certificates.size(); ++q) {
+      const Certificate& c = point.certificates[q];
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", csv_field(point.name), point.sigma,
+                         c.query_id, c.label, c.n, c.rho, c.f_norm, c.d_pos, c.d_neg, c.radius_a, c.radius_b, c.radius_c,
+                         c.radius_d, c.radius, static_cast<int>(c.abstain), static_cast<int>(c.correct), c.predict_index,
+                         c.predict_label);
+      for (std::size_t k = 0; k < ranks; ++k) out += k < c.rank_radius.size() ? fmt::format(",{}", c.rank_radius[k]) : ",";
+      for (const auto& name : extra) {
+        const auto it = std::find_if(point.columns.begin(), point.columns.end(), [&](const auto& col) { return col.name == name; });
+        out += it == point.columns.end() ? "," : fmt::format(",{}", it->values[q]);
+      }
+      out += "\n";
+    }
   return out;
 }
 

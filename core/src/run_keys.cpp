@@ -29,16 +29,18 @@ std::string embedding_key(const Session& s, const Model& model) {
 
 std::string sample_key(const Session& s, const Point& p) {
   Hasher h;
-  h.text("samples/1")
+  // What the certifier keeps of the samples is named, not the certifier's parameters:
+  // changing alpha or the radius reruns no forward pass.
+  h.text("samples/2")
       .text(forward_identity(p.spec->backbone))
       .text(p.model->weights_hash)
       .text(p.data->fingerprint)
       .text(p.spec->noise.canonical())
       .u64(static_cast<std::uint64_t>(p.certifier->plan().n))
+      .u64(static_cast<std::uint64_t>(p.certifier->plan().selection))
+      .text(p.statistics_id)
       .u64(p.spec->seed)
       .text(s.device.str());
-  // Blocks with second moments hold more; keys without them stay what they were.
-  if (p.certifier->plan().second_moments) h.text("second moments");
   return h.hex();
 }
 

@@ -37,6 +37,7 @@
 #include "rguard/metric.hpp"
 #include "rguard/noise.hpp"
 #include "rguard/spec.hpp"
+#include "rguard/statistics.hpp"
 
 namespace rguard::run {
 
@@ -96,9 +97,9 @@ struct Block {
   std::vector<std::int64_t> rows;  // rows of the dataset's query set
   std::string key;
   bool cached = false;
-  CacheLock lock;            // held while this process computes the block
-  std::vector<double> sums;  // [rows x dim], sum over samples of f(x + delta) / ||f||
-  std::vector<double> sum_squares;  // [rows x dim (dim + 1) / 2], packed sum of f f^T, when the plan asks
+  CacheLock lock;                  // held while this process computes the block
+  std::vector<double> selection;   // [rows x selection size]: the certifier's selection statistics
+  std::vector<double> state;       // [rows x state size]: its main statistics
   double seconds = 0;
   std::vector<Certificate> certificates;
 };
@@ -115,6 +116,7 @@ struct Point {
   LoadedData* data = nullptr;
   Model* model = nullptr;
   std::string sample_key;
+  std::string statistics_id;  // what the certifier keeps of the samples (in sample_key)
   std::vector<std::int64_t> queries;  // rows of the dataset's query set to certify, in block order
   std::vector<Block> blocks;
   std::int64_t reused_blocks = 0;
@@ -184,13 +186,13 @@ bool load_block(const Session& s, Block& block);  // true when the cache held it
 void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_done);
 void store_block(const Session& s, const Block& block);
 
-// sampler.cpp: streams n noisy copies of each image through the point's backbone and sums
-// the unit embeddings in double precision, in sample order; with `sum_squares`, also
-// their packed outer products.
-void accumulate_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
-                        const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
-                        std::vector<double>& sums, std::vector<double>* sum_squares,
-                        std::atomic<std::int64_t>* samples_done);
+// sampler.cpp: streams n noisy copies of each image through the point's backbone, in
+// forward batches, and feeds image i's unit embeddings (double), in sample order, to
+// parts[i] (states: [images x state_size(parts[0])], initialised here). Image i's noise
+// is keyed by noise_ids[i].
+void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
+                    const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
+                    const std::vector<Statistics>& parts, double* states, std::atomic<std::int64_t>* samples_done);
 
 // certify_stage.cpp: samples (or reads back) every block of every point and certifies it.
 void certify_all(Session& s);

@@ -1,5 +1,6 @@
-// The sampler: noisy copies of query images through the backbone, in forward batches,
-// summed in sample order.
+// The sampler: noisy copies of query images through the backbone, in forward batches that
+// may pack several queries, each query's unit embeddings fed in sample order to the
+// statistics its certifier declared (rguard/statistics.hpp). It knows no bound.
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
@@ -12,14 +13,9 @@
 
 namespace rguard::run {
 
-// Streams n noisy copies of each image through the backbone, in forward batches that may
-// hold several images, and sums the unit embeddings in double precision in sample order
-// (so the sum does not depend on how samples were batched). Image i's noise is keyed by
-// noise_ids[i]; sums is [images x dim], sum_squares (if asked) [images x dim (dim + 1) / 2].
-void accumulate_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
-                        const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
-                        std::vector<double>& sums, std::vector<double>* sum_squares,
-                        std::atomic<std::int64_t>* samples_done) {
+void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
+                    const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
+                    const std::vector<Statistics>& parts, double* states, std::atomic<std::int64_t>* samples_done) {
   const Model& m = *p.model;
   at::set_num_threads(s.threads);  // per thread: this may run on a TBB worker
   const std::int64_t batch_size = p.certifier->plan().batch;
@@ -27,15 +23,22 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
   const std::int64_t pixels = shape.channels * shape.height * shape.width;
   const std::int64_t dim = m.dim;
   const auto rows = static_cast<std::int64_t>(images.size());
-  sums.assign(static_cast<std::size_t>(rows * dim), 0.0);
-  const std::int64_t packed = packed_size(dim);
-  if (sum_squares) sum_squares->assign(static_cast<std::size_t>(rows * packed), 0.0);
-  std::vector<double> unit(static_cast<std::size_t>(dim));
+  if (rows == 0 || n == 0) return;
+  const std::int64_t size = state_size(parts.front());
+  for (std::int64_t q = 0; q < rows; ++q) {
+    double* state = states + q * size;
+    for (const auto& part : parts[static_cast<std::size_t>(q)]) {
+      part->init(state);
+      state += part->size();
+    }
+  }
   // On a GPU the noisy batch is copied from pinned host memory, asynchronously; the
   // buffer is refilled only after the embeddings came back, which waits for that copy.
   const at::Tensor host = at::empty({batch_size * pixels}, at::TensorOptions().dtype(at::kFloat).pinned_memory(s.device.is_cuda()));
   float* const buffer = host.data_ptr<float>();
   std::vector<std::int64_t> row_query(static_cast<std::size_t>(batch_size)), row_sample(static_cast<std::size_t>(batch_size));
+  std::vector<double> unit(static_cast<std::size_t>(batch_size * dim));
+  const std::string who = fmt::format("backbone plugin '{}'", p.spec->backbone.plugin);
   std::int64_t query = 0, sample = 0;
   while (query < rows) {
     std::int64_t filled = 0;
@@ -63,7 +66,6 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
       auto batch = host.slice(0, 0, filled * pixels).view({filled, shape.channels, shape.height, shape.width});
       embedding = m.backbone->forward(batch.to(s.device, /*non_blocking=*/true)).to(torch::kCPU).contiguous();
     }
-    const std::string who = fmt::format("backbone plugin '{}'", p.spec->backbone.plugin);
     check_embedding_shape(embedding, filled, dim, who);
     const float* e = embedding.data_ptr<float>();
     for (std::int64_t i = 0; i < filled; ++i) {
@@ -77,22 +79,24 @@ void accumulate_samples(const Session& s, const Point& p, const std::vector<cons
                              noise_ids[static_cast<std::size_t>(row_query[at])]);
         });
       // f maps to the unit sphere (product.md section 2); renormalising in double keeps
-      // ||f|| <= 1, which the McDiarmid bound needs, exact beyond float rounding.
+      // ||f|| <= 1, which the bounds need, exact beyond float rounding.
       const double inv = 1.0 / std::sqrt(norm2);
-      const std::int64_t q = row_query[static_cast<std::size_t>(i)];
-      double* sum = sums.data() + q * dim;
-      for (std::int64_t d = 0; d < dim; ++d) sum[d] += row[d] * inv;
-      if (!sum_squares) continue;
-      for (std::int64_t d = 0; d < dim; ++d) unit[static_cast<std::size_t>(d)] = row[d] * inv;
-      double* square = sum_squares->data() + q * packed;
-      for (std::int64_t a = 0; a < dim; ++a) {
-        const double u = unit[static_cast<std::size_t>(a)];
-        for (std::int64_t b = a; b < dim; ++b) *square++ += u * unit[static_cast<std::size_t>(b)];
+      for (std::int64_t d = 0; d < dim; ++d) unit[static_cast<std::size_t>(i * dim + d)] = row[d] * inv;
+    }
+    // Each query's run of rows in this batch goes to its parts, in sample order.
+    for (std::int64_t begin = 0; begin < filled;) {
+      const std::int64_t q = row_query[static_cast<std::size_t>(begin)];
+      std::int64_t end = begin;
+      while (end < filled && row_query[static_cast<std::size_t>(end)] == q) ++end;
+      double* state = states + q * size;
+      for (const auto& part : parts[static_cast<std::size_t>(q)]) {
+        part->add(unit.data() + begin * dim, end - begin, state);
+        state += part->size();
       }
+      begin = end;
     }
     if (samples_done) *samples_done += filled;
   }
 }
-
 
 }  // namespace rguard::run

@@ -1,49 +1,44 @@
-// Plugin kind "certifier": turns Monte-Carlo sufficient statistics of one query into a
-// certified radius (product.md section 2).
+// Plugin kind "certifier": decides what is kept of each query's noisy embeddings and turns
+// it into certified radii (product.md section 2; rguard/statistics.hpp).
+//
+// Per query the core draws, from the noise plugin, first `plan().selection` samples (their
+// own noise stream) into the parts selection_statistics() declares, then `plan().n`
+// samples into the parts statistics() declares given that selection state (e.g. directions
+// and levels fixed before the main samples are drawn), and calls certify() with both states.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "rguard/certificate.hpp"
 #include "rguard/plugin.hpp"
 #include "rguard/retrieval.hpp"
+#include "rguard/statistics.hpp"
 
 namespace rguard {
 
 class Noise;
 
-// How many noisy samples the executor streams per query, and in what batches.
+// How many noisy samples the core streams per query, and in what batches.
 struct SamplingPlan {
-  std::int64_t n = 0;        // samples per query
-  std::int64_t batch = 0;    // noisy images per forward pass (queries are packed when n < batch)
-  std::int64_t queries = 0;  // how many queries to certify (0 = all eligible)
-  bool second_moments = false;  // also sum f f^T per query (QueryStats::sum_squares)
+  std::int64_t n = 0;          // main samples per query
+  std::int64_t selection = 0;  // selection samples per query, drawn before the main ones (0 = none)
+  std::int64_t batch = 0;      // noisy images per forward pass (queries are packed when n is small)
+  std::int64_t queries = 0;    // how many queries to certify (0 = all eligible)
 };
 
-// How many numbers the packed upper triangle of a dim x dim symmetric matrix holds.
-constexpr std::int64_t packed_size(std::int64_t dim) { return dim * (dim + 1) / 2; }
-
-// The sufficient statistics of one query: F-hat = sum / n (sum in double).
-struct QueryStats {
+// One query as a certifier sees it.
+struct QueryInfo {
   std::int64_t query_id = 0;
   std::int64_t label = 0;
-  std::int64_t gallery_index = -1;  // the query's own gallery row (excluded), or -1
-  std::int64_t n = 0;
-  const double* sum = nullptr;      // [dim]
-  // When plan().second_moments: the packed upper triangle of sum f f^T, row by row
-  // ((0,0), (0,1), ..., (1,1), ...), dim (dim + 1) / 2 values; null otherwise.
-  const double* sum_squares = nullptr;
+  std::int64_t gallery_index = -1;  // the query's own gallery row (never retrieved), or -1
 };
 
-struct Certificate {
-  std::int64_t query_id = 0, label = 0, n = 0;
-  std::int64_t predict_index = -1;  // smoothed 1-NN's gallery row
-  std::int64_t predict_label = -1;
-  double rho = 0, f_norm = 0, d_pos = 0, d_neg = 0;
-  double radius_a = 0, radius_b = 0, radius_c = 0;
-  double radius = 0;     // the certifier's chosen radius; 0 when abstaining
-  bool abstain = true;   // radius <= 0: not certified at any r, r = 0 included
-  bool correct = false;  // the smoothed 1-NN (by F-hat) is a positive
+// A query's accumulated states, laid out as the certifier declared them.
+struct QueryState {
+  std::int64_t selection_samples = 0, samples = 0;
+  const double* selection = nullptr;  // selection_statistics(): null without a selection phase
+  const double* main = nullptr;       // statistics()
 };
 
 class Certifier : public Plugin {
@@ -52,8 +47,21 @@ class Certifier : public Plugin {
   virtual double alpha() const = 0;
   // Throws rguard::Error when the noise is not covered by the certifier's theorem.
   virtual void check_noise(const Noise& noise) const = 0;
-  virtual Certificate certify(const QueryStats& stats, const GalleryView& gallery,
+  // What selection_statistics() and statistics() keep, as statistics_id() of their parts
+  // joined by ';' (the same for every query): part of the cache key of the samples, and
+  // checked against the parts the certifier builds.
+  virtual std::string statistics_id(const GalleryView& gallery) const = 0;
+  // What is kept of the selection samples; empty when plan().selection is 0.
+  virtual Statistics selection_statistics(const GalleryView& gallery) const;
+  // What is kept of the main samples of one query, given its selection state (null
+  // without a selection phase). Every query of a point gets parts of the same ids and sizes.
+  virtual Statistics statistics(const QueryInfo& query, const GalleryView& gallery,
+                                const double* selection) const = 0;
+  virtual Certificate certify(const QueryInfo& query, const GalleryView& gallery, const QueryState& state,
                               double sigma) const = 0;
+  // How its certificates were made (the bound, how alpha is split between events, ...):
+  // written as attributes of the point in certificates.h5.
+  virtual std::vector<std::pair<std::string, std::string>> describe() const { return {}; }
 };
 
 }  // namespace rguard

@@ -5,7 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "rguard/certifier.hpp"
+#include <cmath>
+
+#include "rguard/certificate.hpp"
 #include "rguard/plugin.hpp"
 #include "rguard/retrieval.hpp"
 
@@ -48,14 +50,32 @@ struct EvalView {
   double alpha = 0;  // the certificates' failure probability
 };
 
+// One number and what it measures, declared by the metric plugin: tables, plots and the
+// run summary select values by these fields, never by parsing names.
 struct MetricValue {
-  std::string name;  // e.g. "recall@1", "certified_recall@0.05"
+  std::string name;  // unique within a point, e.g. "recall@1", "certified_recall@0.05"
   double value = 0;
+  // What is measured: "recall", "smoothed_recall", "certified_recall", "robust_recall",
+  // "abstain_rate", "average_certified_radius", "median_certified_radius", "map@r",
+  // "r_precision", "soundness/<count>", or a plugin's own.
+  std::string measure;
+  std::int64_t k = 0;        // Recall@K's K; 0 when there is none
+  double radius = NAN;       // certified radius, or the attack's eps; NaN when there is none
+  std::string attack;        // robust_recall: the attack
+  std::string model;         // robust_recall: "base" or "smoothed"
+};
+
+// A value per certified query (same order as EvalView::certificates), for certificates.csv
+// and certificates.h5, e.g. a certified bound on the rank of the nearest positive at a radius.
+struct QueryColumn {
+  std::string name;
+  std::vector<double> values;
 };
 
 class Metric : public Plugin {
  public:
   virtual std::vector<MetricValue> compute(const EvalView& eval) const = 0;
+  virtual std::vector<QueryColumn> query_columns(const EvalView&) const { return {}; }
 };
 
 }  // namespace rguard

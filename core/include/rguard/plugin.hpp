@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -15,10 +16,21 @@
 namespace rguard {
 
 // Bumped when the plugin contract changes (docs/writing-a-plugin.md, "Plugin API version
-// policy"). 2: GalleryView gained `unit` (the gallery in double, computed once);
-// SamplingPlan gained `second_moments` and QueryStats `sum_squares` (the directional bound);
-// ImageSet.images may be uint8 (k/255).
-inline constexpr std::uint32_t kPluginApiVersion = 2;
+// policy"; kPluginApiChanges says what each version changed, for the loader's refusals).
+inline constexpr std::uint32_t kPluginApiVersion = 3;
+
+// What changed at each version, indexed by version (the loader quotes it when it refuses).
+inline constexpr const char* kPluginApiChanges[] = {
+    "",
+    "the first published contract",
+    "GalleryView gained `unit`; SamplingPlan gained `second_moments` and QueryStats `sum_squares`; ImageSet.images "
+    "may be uint8",
+    "certifiers declare what they accumulate (rguard/statistics.hpp: selection_statistics, statistics, "
+    "statistics_id, certify(QueryInfo, GalleryView, QueryState)), QueryStats is gone; Certificate moved to "
+    "rguard/certificate.hpp and gained radius_d, rank_radius and evidence; MetricValue declares measure, k, radius, "
+    "attack and model; Metric gained query_columns; ParamType gained Path; rguard::Error's vtable lives in the core",
+};
+static_assert(std::size(kPluginApiChanges) == kPluginApiVersion + 1, "say what the new plugin API version changed");
 
 // Plugins share C++ types with the core, so compiler, standard library ABI and LibTorch
 // must match too; the tag makes such a mismatch a clear refusal instead of a crash.

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "rguard/certifier.hpp"
+#include "rguard/certificate.hpp"
 #include "rguard/metric.hpp"
 
 namespace rguard {
@@ -28,8 +28,9 @@ struct PointResult {
   std::int64_t n = 0;
   std::vector<Certificate> certificates;  // sorted by query id
   std::vector<std::int64_t> query_gallery_index;  // per certificate
-  std::vector<double> mean_embedding;             // F-hat, [certificates x dim]
-  std::vector<double> sum_squares;                // the directional bound's packed sum f f^T, [certificates x dim (dim + 1) / 2]; else empty
+  std::int64_t selection = 0;                     // selection samples per query
+  std::vector<QueryColumn> columns;               // metrics' per-query values (rank bounds, ...)
+  std::vector<std::pair<std::string, std::string>> certifier_notes;  // Certifier::describe()
   std::vector<double> seconds;                    // sampling time per query
   std::vector<AttackOutcome> attacks;             // per attack and eps
   std::vector<MetricValue> metrics;

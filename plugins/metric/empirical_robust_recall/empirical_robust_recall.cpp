@@ -18,8 +18,14 @@ class EmpiricalRobustRecall final : public rguard::Metric {
       double base = 0, smoothed = 0;
       for (auto v : o.base_correct) base += v;
       for (auto v : o.smoothed_correct) smoothed += v;
-      out.push_back({fmt::format("robust_recall/{}/{}/base", o.attack, o.eps), base / count});
-      out.push_back({fmt::format("robust_recall/{}/{}/smoothed", o.attack, o.eps), smoothed / count});
+      for (const auto& [model, hits] : {std::pair{"base", base}, {"smoothed", smoothed}})
+        out.push_back({.name = fmt::format("robust_recall/{}/{}/{}", o.attack, o.eps, model),
+                       .value = hits / count,
+                       .measure = "robust_recall",
+                       .k = 1,
+                       .radius = o.eps,
+                       .attack = o.attack,
+                       .model = model});
     }
     return out;
   }
@@ -27,6 +33,6 @@ class EmpiricalRobustRecall final : public rguard::Metric {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Metric, "empirical_robust_recall", "1.0",
+RGUARD_PLUGIN(rguard::PluginKind::Metric, "empirical_robust_recall", "1.1",
               "Recall@1 under each attack and eps, base model and re-estimated smoothed model", EmpiricalRobustRecall,
               std::vector<rguard::ParamSpec>{})

@@ -54,7 +54,8 @@ class MapAtR final : public rguard::Metric {
       }
     }
     const double n = counted ? static_cast<double>(counted) : 1.0;
-    return {{"map@r", map_sum / n}, {"r_precision", rp_sum / n}};
+    return {{.name = "map@r", .value = map_sum / n, .measure = "map@r"},
+            {.name = "r_precision", .value = rp_sum / n, .measure = "r_precision"}};
   }
 
  private:

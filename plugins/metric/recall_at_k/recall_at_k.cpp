@@ -36,8 +36,10 @@ class RecallAtK final : public rguard::Metric {
     }
     std::vector<rguard::MetricValue> out;
     for (std::size_t t = 0; t < ks_.size(); ++t)
-      out.push_back({fmt::format("recall@{}", ks_[t]),
-                     counted ? static_cast<double>(hits[t]) / static_cast<double>(counted) : 0.0});
+      out.push_back({.name = fmt::format("recall@{}", ks_[t]),
+                     .value = counted ? static_cast<double>(hits[t]) / static_cast<double>(counted) : 0.0,
+                     .measure = "recall",
+                     .k = ks_[t]});
     return out;
   }
 
@@ -48,7 +50,7 @@ class RecallAtK final : public rguard::Metric {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Metric, "recall_at_k", "1.0", "Recall@k of the base model on clean queries", RecallAtK,
+RGUARD_PLUGIN(rguard::PluginKind::Metric, "recall_at_k", "1.1", "Recall@k of the base model on clean queries", RecallAtK,
               (std::vector<rguard::ParamSpec>{{.name = "k", .type = rguard::ParamType::IntList, .default_value = "[1]",
                                                .doc = "the k values", .min = 1},
                                               {.name = "queries", .type = rguard::ParamType::String,

@@ -6,6 +6,8 @@
 #include "rguard/audit.hpp"
 #include "rguard/metric.hpp"
 
+#include <utility>
+
 namespace {
 
 class Soundness final : public rguard::Metric {
@@ -14,11 +16,12 @@ class Soundness final : public rguard::Metric {
   std::vector<rguard::MetricValue> compute(const rguard::EvalView& eval) const override {
     if (!eval.attacks || eval.attacks->empty()) return {};
     const auto c = rguard::count_soundness(*eval.attacks, eval.alpha);
-    return {{"soundness/audited", static_cast<double>(c.audited)},
-            {"soundness/confirmed", static_cast<double>(c.confirmed)},
-            {"soundness/inconclusive", static_cast<double>(c.inconclusive)},
-            {"soundness/violations", static_cast<double>(c.violations)},
-            {"soundness/allowed_violations", static_cast<double>(c.allowed)}};
+    std::vector<rguard::MetricValue> out;
+    for (const auto& [name, count] : {std::pair{"soundness/audited", c.audited}, {"soundness/confirmed", c.confirmed},
+                                      {"soundness/inconclusive", c.inconclusive}, {"soundness/violations", c.violations},
+                                      {"soundness/allowed_violations", c.allowed}})
+      out.push_back({.name = name, .value = static_cast<double>(count), .measure = name});
+    return out;
   }
 };
 

@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Recomputes every radius of a run's certificates.h5 from what the file stores, written
+independently of rguard's C++ (scipy's normal and beta distributions, numpy), and compares
+them with the radii rguard wrote. Formulas: docs/certificates.md (A, B, C, D, Recall@K).
+
+Usage: recompute_radii.py RUN/certificates.h5      exit status 0 when every radius agrees
+Prints one line per point: how many queries and radii were checked, and the largest error.
+"""
+import math
+import sys
+
+import h5py
+import numpy as np
+from scipy import stats
+from scipy.optimize import brentq
+
+TOL = 1e-6  # relative (absolute below 1): two implementations of bisections and special functions
+
+
+def bernstein_rho(n, alpha, f_norm):
+    """Pinelis's Bernstein bound on ||F-hat - F|| with variance 1 - ||F||^2 (docs: Lemma 1')."""
+    def t(v):
+        log_term = math.log(2.0 / alpha)
+        linear = 2.0 * log_term / (3.0 * n)
+        return linear + math.sqrt(linear * linear + 2.0 * v * log_term / n)
+    norm = min(max(f_norm, 0.0), 1.0)
+    if t(1.0) >= norm:
+        return t(1.0)
+    # the largest v in [0, 1] with v <= 1 - (||F-hat|| - t(v))^2
+    h = lambda v: 1.0 - (norm - t(v)) ** 2 - v
+    return t(brentq(h, 0.0, 1.0, xtol=1e-15, rtol=1e-15))
+
+
+def mcdiarmid_rho(n, alpha):
+    return (1.0 + math.sqrt(2.0 * math.log(1.0 / alpha))) / math.sqrt(n)
+
+
+def maurer_pontil(n, delta, variance):
+    log_term = math.log(2.0 / delta)
+    return math.sqrt(2.0 * max(variance, 0.0) * log_term / n) + 14.0 * log_term / (3.0 * (n - 1.0))
+
+
+def cp_lower(k, n, alpha):
+    if k <= 0 or n <= 0:
+        return 0.0
+    if k >= n:
+        return alpha ** (1.0 / n)
+    return stats.beta.ppf(alpha, k, n - k + 1)
+
+
+def level_bound(floor, levels, p, shift):
+    """floor + sum_i (t_i - t_{i-1}) Phi(Phi^-1(p_i) - shift), t_0 = floor (docs: Theorem D)."""
+    below = np.concatenate([[floor], levels[:-1]])
+    g = np.where(p <= 0, 0.0, np.where(p >= 1, 1.0, stats.norm.cdf(stats.norm.ppf(np.clip(p, 1e-300, 1)) - shift)))
+    return floor + float(np.sum((levels - below) * g))
+
+
+def level_radius(floor, levels, p, threshold, sigma):
+    if not level_bound(floor, levels, p, 0.0) > threshold:
+        return 0.0
+    hi = sigma * (stats.norm.ppf(max(p)) + 40.0)
+    return brentq(lambda r: level_bound(floor, levels, p, r / sigma) - threshold, 0.0, hi, xtol=1e-14, rtol=1e-13)
+
+
+def probabilities(counts, n, alpha_each):
+    return np.minimum.accumulate(np.array([cp_lower(int(c), n, alpha_each) for c in counts]))
+
+
+def attr(attrs, name):
+    value = attrs[name]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def close(a, b):
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= TOL * max(1.0, abs(a), abs(b))
+
+
+def check_point(f, name, gallery, labels):
+    g = f["points"][name]
+    a = g.attrs
+    sigma, n, alpha = float(a["sigma"]), int(a["n"]), float(a["alpha"])
+    bound = attr(a, "bound")
+    alpha_mean = float(a["alpha_mean_event"])
+    level_sets = "alpha_per_level" in a
+    alpha_level = float(a["alpha_per_level"]) if level_sets else 0.0
+    means = g["mean_embedding"][:]
+    self_rows = g["query_gallery_index"][:]
+    query_labels = g["query_label"][:]
+    stored = {k: g[k][:] for k in ("radius_a", "radius_b", "radius_c", "radius_d", "radius", "abstain", "correct")}
+    ranks = g["recall_radius"][:] if "recall_radius" in g else None
+    squares = g["sum_squares"][:] if bound == "directional" else None
+    worst, checked = 0.0, 0
+    unit = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    k = unit.shape[1]
+    for q in range(len(means)):
+        f_hat = means[q]
+        f_norm = float(np.linalg.norm(f_hat))
+        dot = unit @ f_hat
+        others = np.array([j for j in range(len(unit)) if j != self_rows[q]])
+        pos = others[labels[others] == query_labels[q]]
+        neg = others[labels[others] != query_labels[q]]
+        dist2 = f_norm ** 2 - 2 * dot + 1.0
+        p_main = int(pos[np.argmin(dist2[pos])])
+        if bound == "directional":
+            s1 = f_hat * n
+            tri = np.zeros((k, k))
+            tri[np.triu_indices(k)] = squares[q]
+            s2 = tri + np.triu(tri, 1).T
+            cov = (s2 - np.outer(s1, s1) / n) / (n - 1)
+            delta = alpha_mean / max(1.0, len(pos) * len(neg) + len(pos) + len(neg))
+            rho = math.inf
+        else:
+            cov, delta = None, None
+            rho = bernstein_rho(n, alpha_mean, f_norm) if bound == "bernstein" else mcdiarmid_rho(n, alpha_mean)
+
+        def pair_b(p):
+            """R_B of each pair (p, n) for a unit gallery (threshold 1/2), docs Lemma 2 / Theorem B."""
+            w = unit[p] - unit[neg]
+            c = np.linalg.norm(w, axis=1)
+            proj = np.clip((dot[p] - dot[neg]) / c, -f_norm, f_norm)
+            if cov is None:
+                dev = np.full(len(neg), rho)
+            else:
+                u = w / c[:, None]
+                dev = np.array([maurer_pontil(n, delta, float(x @ cov @ x)) for x in u])
+            return sigma * stats.norm.ppf(0.5 + 0.5 * (proj - dev))
+
+        b_pairs = pair_b(p_main)
+        radius_b = float(np.min(b_pairs))
+        d_pos, d_neg = math.sqrt(max(dist2[p_main], 0)), float(np.sqrt(np.maximum(dist2[neg], 0)).min())
+        radius_a = sigma * math.sqrt(math.pi / 2) * ((d_neg - rho) - (d_pos + rho)) / 2 if cov is None else -math.inf
+        if cov is None:
+            item = np.full(len(unit), rho)
+        else:
+            item = np.array([maurer_pontil(n, delta, float(e @ cov @ e)) for e in unit])
+        q_pos = 0.5 * (1 + dot[p_main] - item[p_main])
+        q_neg = float(np.max(0.5 * (1 + dot[neg] + item[neg])))
+        radius_c = 0.5 * sigma * (stats.norm.ppf(q_pos) - stats.norm.ppf(q_neg))
+
+        radius_d, d_rank = -math.inf, None
+        if level_sets and attr(a, "level_statistic") == "pairs":
+            p_sel = int(g["d_positive"][q][0])
+            cands = g["d_candidates"][q].astype(int)
+            m_count = len(cands)
+            levels = g["d_levels"][q].reshape(m_count, -1)
+            counts = g["d_counts"][q].reshape(m_count, -1)
+            d_pairs = pair_b(p_sel)
+            for m, cand in enumerate(cands):
+                if cand < 0:
+                    continue
+                idx = int(np.searchsorted(neg, cand))
+                d_pairs[idx] = max(d_pairs[idx], level_radius(-1.0, levels[m], probabilities(counts[m], n, alpha_level), 0.0, sigma))
+            d_rank = [math.inf if len(d_pairs) <= r else float(np.partition(d_pairs, r)[r]) for r in range(ranks.shape[1])]
+        elif level_sets:
+            # V_k = <f, e_p> - 1/2 - max over the pool minus the k - 1 excluded of (<f, e_n> - 1/2)
+            p_sel = int(g["d_positive"][q][0])
+            floors = g["d_floors"][q]
+            levels = g["d_levels"][q].reshape(len(floors), -1)
+            counts = g["d_counts"][q].reshape(len(floors), -1)
+            outside = math.inf
+            if "d_pool" in g:
+                pool = set(int(x) for x in g["d_pool"][q] if x >= 0)
+                if len(pool) < len(neg):
+                    b_sel = pair_b(p_sel)
+                    outside = min(float(b_sel[i]) for i, j in enumerate(neg) if int(j) not in pool)
+            counted = int(g["d_counted"][q][0])  # every level_every-th main sample
+            d_rank = [min(outside, level_radius(floors[r], levels[r], probabilities(counts[r], counted, alpha_level), 0.0, sigma))
+                      for r in range(len(floors))]
+        if d_rank is not None:
+            radius_d = d_rank[0]
+
+        choice = attr(a, "radius")
+        chosen = {"a": radius_a, "b": radius_b, "c": radius_c, "d": radius_d}.get(choice, max(radius_a, radius_b, radius_c, radius_d))
+        correct = bool(stored["correct"][q])
+        radius = chosen if chosen > 0 and correct else 0.0
+        mine = {"radius_a": radius_a, "radius_b": radius_b, "radius_c": radius_c, "radius_d": radius_d, "radius": radius}
+        for key, value in mine.items():
+            theirs = float(stored[key][q])
+            if not close(value, theirs):
+                print(f"point {name} query {q}: {key} recomputed {value!r}, stored {theirs!r}")
+                return False
+            if math.isfinite(value):
+                worst = max(worst, abs(value - theirs))
+            checked += 1
+        if ranks is not None:
+            expect = []
+            for r in range(ranks.shape[1]):
+                value = radius if r == 0 else expect[-1]
+                if r > 0 and choice in ("max", "b"):
+                    value = max(value, math.inf if len(b_pairs) <= r else float(np.partition(b_pairs, r)[r]))
+                if r > 0 and choice in ("max", "d") and d_rank is not None:
+                    value = max(value, d_rank[r])
+                expect.append(value)
+                if not close(value, float(ranks[q][r])):
+                    print(f"point {name} query {q}: recall_radius@{r + 1} recomputed {value!r}, stored {ranks[q][r]!r}")
+                    return False
+                checked += 1
+    print(f"point {name}: {len(means)} queries, {checked} radii recomputed, largest difference {worst:.3g}")
+    return True
+
+
+def main():
+    with h5py.File(sys.argv[1], "r") as f:
+        gallery = f["gallery/embedding"][:].astype(np.float64)
+        labels = f["gallery/label"][:]
+        ok = all(check_point(f, name, gallery, labels) for name in f["points"])
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
