@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <tuple>
 
@@ -110,20 +111,31 @@ void print_reference(const PluginLoader& loader) {
   }
 }
 
+// The certified Recall@K table (found by what the metrics declare, not by their names),
+// then every other value.
 void print_run_summary(const RunResult& result) {
   for (const auto& point : result.points) {
     std::cout << fmt::format("\nCertified Recall@1, point '{}': sigma = {}, n = {}, alpha = {}, median rho = {:.4f}, {} queries\n",
                              point.name, point.sigma, point.n, point.alpha, point.rho, point.certificates.size());
-    const std::string prefix = "certified_recall@";
-    bool header = false;
-    for (const auto& m : point.metrics) {
-      if (m.name.rfind(prefix, 0) != 0) continue;
-      if (!header) std::cout << fmt::format("  {:>8}  {}\n", "radius", "certified R@1");
-      header = true;
-      std::cout << fmt::format("  {:>8}  {:.3f}\n", m.name.substr(prefix.size()), m.value);
+    std::map<double, std::map<std::int64_t, double>> table;  // radius -> K -> value
+    std::set<std::int64_t> ks;
+    for (const auto& m : point.metrics)
+      if (m.measure == "certified_recall") {
+        table[m.radius][m.k] = m.value;
+        ks.insert(m.k);
+      }
+    if (!table.empty()) {
+      std::cout << fmt::format("  {:>8}", "radius");
+      for (auto k : ks) std::cout << fmt::format("  {:>13}", k == 1 ? "certified R@1" : fmt::format("R@{}", k));
+      std::cout << "\n";
+      for (const auto& [radius, by_k] : table) {
+        std::cout << fmt::format("  {:>8}", radius);
+        for (auto k : ks) std::cout << (by_k.count(k) ? fmt::format("  {:>13.3f}", by_k.at(k)) : fmt::format("  {:>13}", "-"));
+        std::cout << "\n";
+      }
     }
     for (const auto& m : point.metrics)
-      if (m.name.rfind(prefix, 0) != 0) std::cout << fmt::format("  {:<26} {:.4f}\n", m.name, m.value);
+      if (m.measure != "certified_recall") std::cout << fmt::format("  {:<26} {:.4f}\n", m.name, m.value);
   }
   if (!result.output_dir.empty()) std::cout << fmt::format("\nOutputs: {} ({:.1f} s)\n", result.output_dir, result.seconds);
 }

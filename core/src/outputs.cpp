@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -133,10 +134,15 @@ std::string attacks_csv(const RunResult& result) {
   return out;
 }
 
+// Each value with what its metric declared it measures (rguard/metric.hpp): `rguard report`
+// reads these columns, never the names.
 std::string metrics_csv(const RunResult& result) {
-  std::string out = "point,sigma,metric,value\n";
+  std::string out = "point,sigma,metric,value,measure,k,radius,attack,model\n";
   for (const auto& point : result.points)
-    for (const auto& m : point.metrics) out += fmt::format("{},{},{},{}\n", csv_field(point.name), point.sigma, csv_field(m.name), m.value);
+    for (const auto& m : point.metrics)
+      out += fmt::format("{},{},{},{},{},{},{},{},{}\n", csv_field(point.name), point.sigma, csv_field(m.name), m.value,
+                         csv_field(m.measure), m.k, std::isnan(m.radius) ? std::string() : fmt::format("{}", m.radius),
+                         csv_field(m.attack), csv_field(m.model));
   return out;
 }
 

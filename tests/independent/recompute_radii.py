@@ -159,14 +159,24 @@ def check_point(f, name, gallery, labels):
             floors = g["d_floors"][q]
             levels = g["d_levels"][q].reshape(len(floors), -1)
             counts = g["d_counts"][q].reshape(len(floors), -1)
-            outside = math.inf
+            outside, pool = math.inf, set()
             if "d_pool" in g:
                 pool = set(int(x) for x in g["d_pool"][q] if x >= 0)
                 if len(pool) < len(neg):
                     b_sel = pair_b(p_sel)
                     outside = min(float(b_sel[i]) for i, j in enumerate(neg) if int(j) not in pool)
             counted = int(g["d_counted"][q][0])  # every level_every-th main sample
-            d_rank = [min(outside, level_radius(floors[r], levels[r], probabilities(counts[r], counted, alpha_level), 0.0, sigma))
+            # The floors are what V_k can never go below: min over the pool minus T_k of -||e_p - e_n||.
+            excluded = [int(x) for x in g["d_excluded"][q] if x >= 0]
+            in_pool = [int(j) for j in neg if "d_pool" not in g or int(j) in pool]
+            for r in range(len(floors)):
+                rest = [j for j in in_pool if j not in excluded[:r]]
+                floor = min([0.0] + [-float(np.linalg.norm(unit[p_sel] - unit[j])) for j in rest])
+                if not close(floor, float(floors[r])):
+                    print(f"point {name} query {q}: floor of V_{r + 1} recomputed {floor!r}, stored {floors[r]!r}")
+                    return False
+            d_rank = [math.inf if len(neg) <= r else
+                      min(outside, level_radius(floors[r], levels[r], probabilities(counts[r], counted, alpha_level), 0.0, sigma))
                       for r in range(len(floors))]
         if d_rank is not None:
             radius_d = d_rank[0]

@@ -43,15 +43,23 @@ double level_set_lower_mean(double floor, const std::vector<double>& levels, con
 
 double level_set_radius(double floor, const std::vector<double>& levels, const std::vector<double>& p, double threshold,
                         double sigma) {
+  // "Exceeds" keeps a margin of 1e-12 over the threshold: rounding in the sum cannot
+  // certify a pair that is exactly tied.
+  const double needed = threshold + 1e-12;
   const std::vector<double> q = quantiles(p);
-  if (!(lower_mean_from_quantiles(floor, levels, q, 0.0) > threshold)) return 0.0;
-  // The bound falls with r; past r where every term's Phi is below 1e-300 it is the floor.
-  const double top = q.empty() ? -kInf : *std::max_element(q.begin(), q.end());
-  if (!std::isfinite(top)) return kInf;  // an exact probability 1 (only in tests of the exact bound)
-  double lo = 0.0, hi = sigma * (top + 40.0);
+  if (!(lower_mean_from_quantiles(floor, levels, q, 0.0) > needed)) return 0.0;
+  // As r grows the terms with p_i < 1 vanish; those with p_i = 1 (exact probabilities, in
+  // tests) stay: if they alone exceed the threshold, every radius is certified.
+  double limit = floor, top = -kInf;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    if (std::isinf(q[i]) && q[i] > 0) limit += levels[i] - (i == 0 ? floor : levels[i - 1]);
+    else if (std::isfinite(q[i])) top = std::max(top, q[i]);
+  }
+  if (limit > needed) return kInf;
+  double lo = 0.0, hi = sigma * ((std::isfinite(top) ? top : 0.0) + 40.0);
   for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; ++i) {
     const double mid = 0.5 * (lo + hi);
-    (lower_mean_from_quantiles(floor, levels, q, mid / sigma) > threshold ? lo : hi) = mid;
+    (lower_mean_from_quantiles(floor, levels, q, mid / sigma) > needed ? lo : hi) = mid;
   }
   return lo;
 }

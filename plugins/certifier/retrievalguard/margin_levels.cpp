@@ -11,12 +11,6 @@
 
 namespace rguard::retrievalguard {
 
-namespace {
-// Scores are float dot products of unit vectors (error below 64 * 2^-24 for k = 64, and
-// ||e_float - e_double|| ~ 1e-7): a margin of 1e-4 on V covers both terms many times.
-constexpr double kRoundingMargin = 1e-4;
-}  // namespace
-
 MarginFunction::MarginFunction(const MarginPlan& plan, const float* gallery, std::int64_t rows, std::int64_t dim,
                                std::int64_t ranks)
     : positive_(plan.positive), dim_(dim), ranks_(ranks), excluded_(static_cast<std::int64_t>(plan.excluded.size())) {
@@ -36,6 +30,13 @@ MarginFunction::MarginFunction(const MarginPlan& plan, const float* gallery, std
   }
   rows_t_ = at::tensor(matrix, at::kFloat).view({static_cast<std::int64_t>(columns.size()), dim}).t().contiguous();
   bias_ = at::tensor(bias, at::kFloat);
+  // V in float against the exact V of the unit rows in double: each of its two terms is off
+  // by at most (d + 3) 2^-24 (a float dot product of unit vectors, the half norm, the
+  // subtraction) plus 2 nu (a float row of norm 1 +- nu against its unit row, in the score and
+  // in the half norm); twice that, and never below 1e-4 (docs/certificates.md).
+  double nu = 0;
+  for (float half : bias) nu = std::max(nu, std::abs(std::sqrt(-2.0 * half) - 1.0));
+  margin_ = std::max(1e-4, 2.0 * (2.0 * static_cast<double>(dim + 3) * std::ldexp(1.0, -24) + 4.0 * nu));
 }
 
 void MarginFunction::evaluate(const double* unit, std::int64_t count, std::vector<double>& out) const {
@@ -90,7 +91,8 @@ MarginPlan plan_margin(const Selection& selection, const float* gallery, std::in
   }
   // The levels from V_k of the selection samples (independent of the main samples).
   std::vector<double> v;
-  MarginFunction(plan, gallery, rows, dim, ranks).evaluate(samples, count, v);
+  const MarginFunction margin(plan, gallery, rows, dim, ranks);
+  margin.evaluate(samples, count, v);
   for (std::int64_t k = 0; k < ranks; ++k) {
     double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0, sum2 = 0;
     std::int64_t finite = 0;
@@ -117,7 +119,7 @@ MarginPlan plan_margin(const Selection& selection, const float* gallery, std::in
   for (std::int64_t t = 0; t < levels; ++t) {
     double above = 0;
     for (std::int64_t i = 0; i < count; ++i)
-      above += v[static_cast<std::size_t>(i * ranks + last)] >= plan.levels[static_cast<std::size_t>(last * levels + t)] + kRoundingMargin;
+      above += v[static_cast<std::size_t>(i * ranks + last)] >= plan.levels[static_cast<std::size_t>(last * levels + t)] + margin.rounding_margin();
     empirical[static_cast<std::size_t>(t)] = above / static_cast<double>(count);
   }
   const std::vector<double> top(plan.levels.begin() + last * levels, plan.levels.end());
@@ -137,7 +139,7 @@ MarginLevelCounts::MarginLevelCounts(MarginPlan plan, const float* gallery, std:
 
 std::string MarginLevelCounts::make_id(std::int64_t dim, std::int64_t ranks, std::int64_t levels, std::int64_t pool,
                                        std::int64_t every) {
-  return fmt::format("margin_levels/{}/ranks={}/K={}/pool={}/every={}", dim, ranks, levels, pool, every);
+  return fmt::format("margin_levels.2/{}/ranks={}/K={}/pool={}/every={}", dim, ranks, levels, pool, every);
 }
 
 // The layout: [samples seen, samples counted, p*, T (ranks - 1), floors (ranks),
@@ -181,7 +183,7 @@ void MarginLevelCounts::add(const double* unit, std::int64_t count, double* stat
   for (std::int64_t i = 0; i < chosen; ++i)
     for (std::int64_t k = 0; k < ranks_; ++k)
       bins[k * (levels_ + 1) + levels_below(levels + k * levels_, levels_, v[static_cast<std::size_t>(i * ranks_ + k)],
-                                            kRoundingMargin)] += 1.0;
+                                            margin_.rounding_margin())] += 1.0;
 }
 
 MarginLevels read_margin_counts(const double* state, std::int64_t ranks, std::int64_t levels, std::int64_t pool) {

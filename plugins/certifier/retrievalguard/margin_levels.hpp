@@ -34,19 +34,21 @@ struct MarginPlan {
 };
 
 // V_1..V_ranks of noisy unit embeddings, from the gallery's float rows [rows x dim] (what
-// the core keeps) with one matrix product: a level counts only when V exceeds it by 1e-4,
-// far more than that rounding (docs/certificates.md).
+// the core keeps) with one matrix product: a level counts only when V is at least that
+// level plus rounding_margin(), twice the worst rounding (docs/certificates.md).
 class MarginFunction {
  public:
   MarginFunction(const MarginPlan& plan, const float* gallery, std::int64_t rows, std::int64_t dim, std::int64_t ranks);
   // out: [count x ranks]; +inf for V_k when fewer than k negatives exist.
   void evaluate(const double* unit, std::int64_t count, std::vector<double>& out) const;
+  double rounding_margin() const { return margin_; }
 
  private:
   // The rows that matter, [p*, T..., the pool minus T...], transposed [dim x columns], and
-  // -||e_j||^2/2 per column: one addmm gives every score less its half norm.
+  // -||e_j||^2/2 per column.
   at::Tensor rows_t_, bias_;
   std::int64_t positive_, dim_, ranks_, excluded_;
+  double margin_ = 1e-4;
 };
 
 // p*, T and the pool from the selection's ranking (pool = 0: every negative); per k the

@@ -57,6 +57,8 @@ class RetrievalGuard final : public rguard::Certifier {
     if (margin_ && grid_)
       throw rguard::Error("certifier.level_placement: 'grid' is for level_statistic: pairs; the margin's levels are "
                           "placed from the selection samples");
+    // D is the only certificate that needs the selection samples; without it alpha is not split.
+    if (choice_ != "max" && choice_ != "d") plan_.selection = 0;
     if (choice_ == "d" && plan_.selection == 0)
       throw rguard::Error("certifier.radius: 'd' needs the selection phase that places the levels; set certifier.selection "
                           "> 0 (100 is Cohen et al.'s n0)");
@@ -353,6 +355,10 @@ class RetrievalGuard final : public rguard::Certifier {
     }
     LevelSetRadii out;
     for (std::int64_t r = 0; r < ranks_; ++r) {
+      if (static_cast<std::int64_t>(main.negatives.size()) <= r) {  // fewer than k negatives: e_p stays among the k nearest
+        out.rank.push_back(kInf);
+        continue;
+      }
       const auto& t = m.levels[static_cast<std::size_t>(r)];
       const double radius = rg::level_set_radius(m.floors[static_cast<std::size_t>(r)], t,
                                                  rg::level_probabilities(m.counts[static_cast<std::size_t>(r)], m.counted, per_level_alpha()),
@@ -394,7 +400,7 @@ std::vector<ParamSpec> schema() {
        .choices = "bernstein|mcdiarmid|directional"},
       {.name = "selection", .type = ParamType::Int, .default_value = "100",
        .doc = "selection samples per query (Cohen et al.'s n0, own noise stream): they fix p* and certificate D's "
-              "candidate pairs and levels before the n samples; 0 = no certificate D",
+              "levels before the n samples; 0 = no certificate D (and none drawn when radius is a, b or c)",
        .min = 0},
       {.name = "level_statistic", .type = ParamType::String, .default_value = "margin",
        .doc = "certificate D: the level sets of the margin over the nearest negative (one statistic covers every "
@@ -421,7 +427,9 @@ std::vector<ParamSpec> schema() {
               "a fixed grid on [-1, 1] (docs/certificates.md)",
        .choices = "selection|grid"},
       {.name = "ranks", .type = ParamType::Int, .default_value = "8",
-       .doc = "certified Recall@K radii kept per query, K = 1..ranks (the smallest pair radii)", .min = 1, .max = 1024},
+       .doc = "certified Recall@K radii kept per query, K = 1..ranks (from the margin statistics V_K of certificate D, "
+              "or the K-th smallest pair radius)",
+       .min = 1, .max = 1024},
   };
 }
 

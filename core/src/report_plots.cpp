@@ -1,0 +1,157 @@
+// The report's plots, drawn by gnuplot (Debian's gnuplot-nox) as PNG and SVG.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "report_views.hpp"
+#include "rguard/error.hpp"
+
+namespace rguard::report {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Curve {
+  std::string title;
+  std::vector<std::pair<double, double>> points;
+  bool dashed = false;  // a measured curve (empirical robustness), drawn with points
+};
+
+struct Panel {
+  std::string title;
+  std::vector<Curve> curves;
+};
+
+// Certified fraction of a radius list on 400 steps of [0, x_max].
+Curve certified_curve(const std::string& title, const std::vector<double>& radius, double x_max) {
+  Curve c{title, {}, false};
+  for (int i = 0; i <= 400; ++i) {
+    const double r = x_max * i / 400.0;
+    c.points.emplace_back(r, certified_fraction(radius, r));
+  }
+  return c;
+}
+
+std::string quoted(std::string text) {
+  std::replace(text.begin(), text.end(), '\'', '"');
+  return "'" + text + "'";
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw Error(fmt::format("{}: cannot write", path.string()));
+}
+
+// One figure (one panel, or a row of panels), legend outside the plotting area so it
+// never covers a curve.
+bool draw(const fs::path& out, const std::string& stem, const std::string& title, const std::vector<Panel>& panels,
+          const std::string& xlabel, std::vector<std::string>& notes) {
+  std::string data;
+  for (const auto& panel : panels)
+    for (const auto& curve : panel.curves) {
+      data += "# " + panel.title + " " + curve.title + "\n";
+      for (const auto& [x, y] : curve.points) data += fmt::format("{} {}\n", x, y);
+      data += "\n\n";  // gnuplot data blocks are separated by two blank lines
+    }
+  const fs::path dat = out / (stem + ".dat"), gp = out / (stem + ".gp"), log = out / (stem + ".log");
+  write_text(dat, data);
+  const int width = 960 + 360 * static_cast<int>(panels.size() - 1);
+  std::string script;
+  for (const bool png : {true, false}) {
+    script += fmt::format("set terminal {} size {},560 font 'DejaVu Sans,12'\nset output {}\n",
+                          png ? "pngcairo" : "svg dynamic", width, quoted((out / (stem + (png ? ".png" : ".svg"))).string()));
+    script += fmt::format("set multiplot layout 1,{} title {} noenhanced\n", panels.size(), quoted(title));
+    script += fmt::format("set xlabel {} noenhanced\nset ylabel 'fraction of queries' noenhanced\n", quoted(xlabel));
+    script += "set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key outside right top noenhanced\n";
+    std::size_t block = 0;
+    for (const auto& panel : panels) {
+      script += fmt::format("set title {} noenhanced\nplot ", quoted(panel.title));
+      for (std::size_t c = 0; c < panel.curves.size(); ++c, ++block) {
+        const Curve& curve = panel.curves[c];
+        script += fmt::format("{}{} index {} with {} linewidth 2 title {}", c ? ", " : "", quoted(dat.string()), block,
+                              curve.dashed ? fmt::format("linespoints dashtype 2 pointtype {}", 4 + c) : "lines",
+                              quoted(curve.title));
+      }
+      script += "\n";
+    }
+    script += "unset multiplot\nunset output\n";
+  }
+  write_text(gp, script);
+  if (std::system(fmt::format("gnuplot {} 2> {}", quoted(gp.string()), quoted(log.string())).c_str()) != 0) {
+    notes.push_back(fmt::format("gnuplot failed for {}; see {} (the tables were written)", stem, log.string()));
+    return false;
+  }
+  fs::remove(log);
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> draw_plots(const fs::path& out, const std::vector<Series>& series, std::vector<std::string>& notes) {
+  std::vector<std::string> files;
+  auto drawn = [&](const std::string& stem, bool ok) {
+    if (!ok) return;
+    files.push_back(stem + ".png");
+    files.push_back(stem + ".svg");
+  };
+  // x range: the largest finite radius of any view, or the largest attack eps.
+  double x_max = 0;
+  bool empirical = false;
+  for (const auto& s : series) {
+    for (double r : s.radius) x_max = std::max(x_max, r);
+    for (const auto& [k, radius] : s.recall_at)
+      for (double r : radius)
+        if (std::isfinite(r)) x_max = std::max(x_max, r);
+    for (const auto& [attack, curve] : s.empirical)
+      if (!curve.empty()) {
+        empirical = true;
+        x_max = std::max(x_max, curve.rbegin()->first);
+      }
+  }
+  x_max = x_max > 0 ? x_max * 1.05 : 0.1;
+
+  Panel recall{"", {}};
+  for (const auto& s : series) {
+    recall.curves.push_back(certified_curve(empirical ? s.label + ": certified" : s.label, s.radius, x_max));
+    for (const auto& [attack, curve] : s.empirical)
+      recall.curves.push_back({fmt::format("{}: empirical, {}", s.label, attack), {curve.begin(), curve.end()}, true});
+  }
+  // The title names only what is drawn.
+  drawn("certified_recall",
+        draw(out, "certified_recall",
+             empirical ? "Certified Recall@1 vs l2 radius (lines); empirical robust Recall@1 of the smoothed model vs attack eps (dashed)"
+                       : "Certified Recall@1 vs l2 radius",
+             {recall}, empirical ? "l2 radius, or attack eps (pixels in [0,1])" : "l2 radius (pixels in [0,1])", notes));
+
+  // A panel per point (the first 4; the tables have every point).
+  constexpr std::size_t kPanels = 4;
+  std::vector<Panel> at_k, by_certificate;
+  for (const auto& s : series) {
+    if (at_k.size() < kPanels && !s.recall_at.empty()) {
+      Panel p{s.label, {certified_curve("K = 1", s.radius, x_max)}};
+      for (const auto& [k, radius] : s.recall_at) p.curves.push_back(certified_curve(fmt::format("K = {}", k), radius, x_max));
+      at_k.push_back(std::move(p));
+    }
+    if (by_certificate.size() < kPanels && !s.by_certificate.empty()) {
+      Panel p{s.label, {}};
+      for (const auto& [name, radius] : s.by_certificate) p.curves.push_back(certified_curve(name, radius, x_max));
+      p.curves.push_back(certified_curve("chosen (max)", s.radius, x_max));
+      by_certificate.push_back(std::move(p));
+    }
+  }
+  if (series.size() > kPanels)
+    notes.push_back(fmt::format("the Recall@K and per-certificate plots show the first {} of {} points; the tables show all",
+                                kPanels, series.size()));
+  if (!at_k.empty())
+    drawn("recall_at_k", draw(out, "recall_at_k", "Certified Recall@K vs l2 radius", at_k, "l2 radius (pixels in [0,1])", notes));
+  if (!by_certificate.empty())
+    drawn("certificates", draw(out, "certificates", "Certified Recall@1 of each certificate vs l2 radius", by_certificate,
+                               "l2 radius (pixels in [0,1])", notes));
+  return files;
+}
+
+}  // namespace rguard::report
