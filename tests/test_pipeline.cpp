@@ -19,11 +19,13 @@
 #include "rguard/training.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include "rguard/certifier.hpp"
 #include "rguard/dataset.hpp"
 #include "rguard/executor.hpp"
 #include "rguard/h5io.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/metric.hpp"
+#include "rguard/normal.hpp"
 #include "rguard/retrieval.hpp"
 #include "rguard/spec.hpp"
 #include "rguard/tensors.hpp"
@@ -617,16 +619,20 @@ TEST_CASE("attacks in a pipeline: a large-eps pgd_l2 breaks an undefended model 
   CHECK(metric(point, "recall@1") >= 0.8);
   CHECK(metric(point, "robust_recall/pgd_l2/2/base") <= 0.2);
   CHECK(metric(point, "robust_recall/pgd_l2/2/base") <= metric(point, "robust_recall/gaussian_noise/2/base"));
-  const auto defended = run({});
+  // Certificate D alone faces the four attacks: every query certified by it is audited.
+  const auto defended = run({"certifier.radius=d"});
   CHECK(!defended.soundness_failed);
   const auto& p = defended.points[0];
+  int by_d = 0;
+  for (const auto& c : p.certificates) by_d += !c.abstain && c.radius == c.radius_d && c.radius_d > 0;
+  CHECK(by_d > 0);
   CHECK(metric(p, "soundness/audited") > 0);
   CHECK(metric(p, "soundness/violations") == 0);
   CHECK(metric(p, "soundness/confirmed") > 0);
   const auto attacks_csv = ws.file("attacks.csv");
   CHECK(attacks_csv.rfind("point,attack,eps,query_id,certified_radius,perturbation,base_correct,smoothed_correct", 0) == 0);
   // Deterministic: the same run again from an empty cache gives the same per-query results.
-  run({"cache=" + (ws.root / "cache2").string()});
+  run({"certifier.radius=d", "cache=" + (ws.root / "cache2").string()});
   CHECK(ws.file("attacks.csv") == attacks_csv);
   // The directional bound's certificates face the same attacks and audit.
   const auto directional = run({"certifier.bound=directional"});
@@ -875,4 +881,46 @@ TEST_CASE("nearest_gallery_rows: blocked search equals brute force in double ove
       CHECK(d2[i][found].item<double>() == doctest::Approx(expected[j].item<double>()).epsilon(1e-5).scale(1e-5));
     }
   }
+}
+
+TEST_CASE("certified Recall@K on a hand-built gallery: the k-th smallest pair radius and infinity past the negatives") {
+  // p* at 0 degrees (label 0), four negatives at 30, 50, 70 and 120 degrees; F-hat = 0.9 at
+  // 5 degrees from n = 10,000 samples; radius B only (no selection samples).
+  Workspace ws("recall_at_k");
+  const auto spec = ws.spec({"certifier.radius=b", "certifier.ranks=6", "certifier.n=10000", "certifier.alpha=0.001"});
+  const auto certifier = loader().create<Certifier>(spec.certifier);
+  auto at = [](double degrees) {
+    const double r = degrees * M_PI / 180.0;
+    return std::pair{std::cos(r), std::sin(r)};
+  };
+  std::vector<float> gallery;
+  for (double a : {0.0, 30.0, 50.0, 70.0, 120.0}) {
+    gallery.push_back(static_cast<float>(at(a).first));
+    gallery.push_back(static_cast<float>(at(a).second));
+  }
+  const std::vector<std::int64_t> labels{0, 1, 1, 1, 1};
+  const auto unit = unit_rows(gallery.data(), 5, 2);
+  const GalleryView view{gallery.data(), labels.data(), 5, 2, unit.data()};
+  const double sigma = 0.25, n = 10000;
+  const std::vector<double> sum{0.9 * at(5).first * n, 0.9 * at(5).second * n};
+  const QueryInfo query{0, 0, -1};
+  CHECK(certifier->statistics_id(view) == ";sum/2");  // radius b: no selection samples, only the sum
+  const Certificate c = certifier->certify(query, view, QueryState{0, 10000, nullptr, sum.data()}, sigma);
+  // Independently: R_B of each pair = sigma Phi^-1(1/2 + (<F-hat, u_n> - rho)/2).
+  const double rho = bernstein_radius(10000, 0.001, 0.9);
+  std::vector<double> pairs;
+  for (std::size_t j = 1; j < 5; ++j) {
+    const double ux = unit[0] - unit[2 * j], uy = unit[1] - unit[2 * j + 1], c_n = std::hypot(ux, uy);
+    const double projection = (sum[0] * ux + sum[1] * uy) / n / c_n;
+    pairs.push_back(sigma * normal_quantile(0.5 + 0.5 * (projection - rho)));
+  }
+  std::sort(pairs.begin(), pairs.end());
+  REQUIRE(c.rank_radius.size() == 6);
+  CHECK(c.correct);
+  CHECK(c.radius == doctest::Approx(pairs[0]).epsilon(1e-12));
+  CHECK(c.rank_radius[0] == c.radius);  // Recall@1's radius
+  for (std::size_t k = 1; k < 4; ++k) CHECK(c.rank_radius[k] == doctest::Approx(pairs[k]).epsilon(1e-12));
+  // Five or more nearest always hold a positive: only four negatives exist.
+  CHECK(std::isinf(c.rank_radius[4]));
+  CHECK(std::isinf(c.rank_radius[5]));
 }

@@ -1,0 +1,149 @@
+// Certificate D's statistics (docs/certificates.md, Theorem D): Clopper-Pearson against
+// scipy, the level-set radius against closed forms, D >= B with exact probabilities on
+// grid-valued statistics, and the coverage of the simultaneous event by simulation (with
+// a check that fails when the union bound's slack is taken away).
+#include "prelude.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "level_sets.hpp"
+#include "rguard/concentration.hpp"
+#include "rguard/normal.hpp"
+
+namespace rg = rguard::retrievalguard;
+
+TEST_CASE("Clopper-Pearson lower bound against scipy's beta quantile - never above it") {
+  // scipy 1.10.1: stats.beta.ppf(alpha, k, n - k + 1)
+  struct Case {
+    std::int64_t k, n;
+    double alpha, expected;
+  };
+  const Case cases[] = {
+      {1, 10, 0.05, 0.005116196891823702},       {5, 10, 0.05, 0.2224411010081294},
+      {3990, 4000, 1e-6, 0.9914192726920416},    {2000, 4000, 2e-6, 0.46346994417031023},
+      {1, 4000, 1e-3, 2.501250521146073e-07},    {99999, 100000, 1e-3, 0.9999076696662654},
+      {50, 100, 0.001, 0.3447980064253177},      {9990, 10000, 1.953125e-06, 0.9966545612439923},
+  };
+  for (const auto& c : cases) {
+    const double got = rguard::clopper_pearson_lower(c.k, c.n, c.alpha);
+    INFO("k = ", c.k, " n = ", c.n, " alpha = ", c.alpha);
+    CHECK(got <= c.expected * (1 + 1e-13));
+    CHECK(got >= c.expected * (1 - 1e-9));
+    // Its defining property, with rguard's own incomplete beta: I_p(k, n - k + 1) < alpha.
+    CHECK(rguard::incomplete_beta(static_cast<double>(c.k), static_cast<double>(c.n - c.k + 1), got) < c.alpha);
+  }
+  CHECK(rguard::clopper_pearson_lower(0, 100, 0.01) == 0.0);
+  CHECK(rguard::clopper_pearson_lower(100, 100, 0.01) == doctest::Approx(std::pow(0.01, 1.0 / 100)).epsilon(1e-15));
+}
+
+TEST_CASE("level-set radius: a point mass at 0.5 on a grid of 19 levels (closed form)") {
+  // Z = 0.5 always; levels -1 + 2i/20, i = 1..19; Clopper-Pearson at alpha' = 0.001/20 with
+  // n = 10,000: p = alpha'^(1/n) up to the level 0.5, 0 above. Then LS(r) = -1 + 1.5 g(p),
+  // and R = sigma (Phi^-1(p) - Phi^-1(2/3)) = 0.6656327643820444 (scipy, sigma = 0.25).
+  std::vector<double> levels, counts;
+  for (int i = 1; i <= 19; ++i) {
+    levels.push_back(-1 + 2.0 * i / 20);
+    counts.push_back(levels.back() <= 0.5 + 1e-12 ? 10000 : 0);
+  }
+  const auto p = rg::level_probabilities(counts, 10000, 0.001 / 20);
+  CHECK(p[0] == doctest::Approx(0.9990101414782275).epsilon(1e-12));
+  CHECK(rg::level_set_radius(-1.0, levels, p, 0.0, 0.25) == doctest::Approx(0.6656327643820444).epsilon(1e-9));
+  // With exact probabilities (p = 1 up to 0.5) every radius is certified: LS stays at 0.5.
+  std::vector<double> exact(levels.size());
+  for (std::size_t i = 0; i < levels.size(); ++i) exact[i] = counts[i] > 0 ? 1.0 : 0.0;
+  CHECK(std::isinf(rg::level_set_radius(-1.0, levels, exact, 0.0, 0.25)));
+  // ... but not above its value: the threshold 0.6 is never exceeded.
+  CHECK(rg::level_set_radius(-1.0, levels, exact, 0.6, 0.25) == 0.0);
+}
+
+TEST_CASE("level-set radius: a two-point law beats the mean-only bound (closed forms)") {
+  // Z = 0.8 w.p. 0.9, -0.6 w.p. 0.1, sigma = 0.5, levels -0.9, -0.8, ..., 0.9, exact
+  // probabilities. LS(r) = -0.6 + 1.4 g(0.9) > 0 until r = sigma (Phi^-1(0.9) - Phi^-1(3/7))
+  // = 0.7307819676686528; the mean-only radius sigma Phi^-1((1 + 0.66)/2) = 0.47708262657309713.
+  std::vector<double> levels, p;
+  for (int i = -9; i <= 9; ++i) {
+    levels.push_back(i / 10.0);
+    p.push_back(levels.back() <= -0.6 + 1e-12 ? 1.0 : levels.back() <= 0.8 + 1e-12 ? 0.9 : 0.0);
+  }
+  const double d = rg::level_set_radius(-1.0, levels, p, 0.0, 0.5);
+  CHECK(d == doctest::Approx(0.7307819676686528).epsilon(1e-10));
+  const double mean_only = 0.5 * rguard::normal_quantile(0.5 * (1 + 0.66));
+  CHECK(mean_only == doctest::Approx(0.47708262657309713).epsilon(1e-12));
+  CHECK(d > mean_only);
+  // The bound at r = 0 is the (discretised) mean: -0.6 + 1.4 x 0.9 = 0.66.
+  CHECK(rg::level_set_lower_mean(-1.0, levels, p, 0.0) == doctest::Approx(0.66).epsilon(1e-12));
+}
+
+TEST_CASE("with exact probabilities D is never below the mean-only bound on grid-valued statistics") {
+  // Jensen on the convex p -> Phi(Phi^-1(p) - c) (docs/certificates.md): for Z on the grid
+  // the level-set bound dominates sigma Phi^-1((1 + E Z)/2).
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  int dominated = 0;
+  for (int trial = 0; trial < 500; ++trial) {
+    const int k = 4 + static_cast<int>(uniform(rng) * 30);
+    std::vector<double> grid, mass(static_cast<std::size_t>(k) + 1);
+    for (int i = 0; i <= k; ++i) grid.push_back(-1 + 2.0 * i / k);  // Z takes these values
+    double total = 0;
+    for (auto& m : mass) total += m = std::pow(uniform(rng), 4);  // uneven laws
+    double mean = 0;
+    for (std::size_t i = 0; i < mass.size(); ++i) mean += (mass[i] /= total) * grid[i];
+    if (mean <= 0) continue;
+    // Levels at the grid points above -1; p_i = P(Z >= t_i).
+    std::vector<double> levels(grid.begin() + 1, grid.end()), p(levels.size());
+    for (std::size_t i = 0; i < levels.size(); ++i)
+      for (std::size_t j = i + 1; j < mass.size(); ++j) p[i] += mass[j];
+    for (double& v : p) v = std::min(v, 1.0);
+    const double sigma = 0.1 + uniform(rng);
+    const double d = rg::level_set_radius(-1.0, levels, p, 0.0, sigma);
+    const double b = sigma * rguard::normal_quantile(0.5 * (1 + mean));
+    CHECK(d >= b - 1e-9 * std::max(1.0, b));
+    ++dominated;
+  }
+  CHECK(dominated > 200);
+}
+
+namespace {
+
+// The fraction of repetitions in which some level's Clopper-Pearson bound at alpha_each
+// exceeds its true probability: Z on 5 values, 8 levels, n = 200 samples.
+double simultaneous_failure_rate(double alpha_each, int repetitions) {
+  const std::vector<double> values{-0.5, -0.1, 0.2, 0.4, 0.7}, weights{0.1, 0.15, 0.3, 0.25, 0.2};
+  const std::vector<double> levels{-0.6, -0.3, -0.05, 0.1, 0.3, 0.5, 0.6, 0.65};
+  std::vector<double> truth(levels.size(), 0.0);
+  for (std::size_t i = 0; i < levels.size(); ++i)
+    for (std::size_t v = 0; v < values.size(); ++v) truth[i] += values[v] >= levels[i] ? weights[v] : 0.0;
+  std::mt19937_64 rng(11);
+  std::discrete_distribution<int> draw(weights.begin(), weights.end());
+  int failures = 0;
+  for (int rep = 0; rep < repetitions; ++rep) {
+    std::vector<double> counts(levels.size(), 0.0);
+    for (int s = 0; s < 200; ++s) {
+      const double z = values[static_cast<std::size_t>(draw(rng))];
+      for (std::size_t i = 0; i < levels.size(); ++i) counts[i] += z >= levels[i];
+    }
+    const auto p = rg::level_probabilities(counts, 200, alpha_each);
+    bool failed = false;
+    for (std::size_t i = 0; i < levels.size(); ++i) failed |= p[i] > truth[i];
+    failures += failed;
+  }
+  return static_cast<double>(failures) / repetitions;
+}
+
+}  // namespace
+
+TEST_CASE("coverage: the per-level bounds hold together in at least 1 - alpha of repetitions") {
+  const double alpha = 0.1;
+  const int repetitions = 4000;
+  // Union bound over the 8 levels: alpha / 8 each. Allowed: alpha plus 3 binomial sd.
+  const double with_union = simultaneous_failure_rate(alpha / 8, repetitions);
+  MESSAGE("failure rate with the union bound: " << with_union);
+  CHECK(with_union <= alpha + 3 * std::sqrt(alpha * (1 - alpha) / repetitions));
+  // Without it (alpha per level) the same check fails: the test can tell.
+  const double without = simultaneous_failure_rate(alpha, repetitions);
+  MESSAGE("failure rate at alpha per level: " << without);
+  CHECK(without > alpha + 3 * std::sqrt(alpha * (1 - alpha) / repetitions));
+}
