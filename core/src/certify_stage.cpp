@@ -147,7 +147,8 @@ void certify_all(Session& s) {
     const std::string shard =
         s.shards > 1 ? fmt::format(", shard {}/{}: {} of the {} blocks", s.shard, s.shards, mine, total) : "";
     s.report({p->spec->point, "samples", status, sampling, p->sample_key,
-              fmt::format("{} queries x {} samples, {} of {} blocks reused{}", queries, p->certifier->plan().n,
+              fmt::format("{} queries x {} samples{}, {} of {} blocks reused{}", queries, p->certifier->plan().n,
+                          p->certifier->plan().selection > 0 ? fmt::format(" (+{} selection)", p->certifier->plan().selection) : "",
                           p->reused_blocks, mine, shard)});
   }
   if (to_compute > 0 && s.log)
