@@ -69,6 +69,14 @@ TEST_CASE("refusals name the file and what was expected") {
   CHECK(contains(message, "/nonexistent/rguard_x.so: plugin library not found"));
   message = load_error(loader, test_plugin("rguard_test_wrong_api"));
   CHECK(contains(message, "rguard_test_wrong_api.so: plugin API version 999 but this rguard expects 3"));
+  // A file whose name says another plugin than it holds would stand in for it: refused.
+  const fs::path mislabelled = fs::temp_directory_path() / "rguard_test_mislabelled" / "rguard_noise_fake.so";
+  fs::create_directories(mislabelled.parent_path());
+  fs::copy_file(std::string(RGUARD_PLUGIN_DIR) + "/rguard_metric_recall_at_k.so", mislabelled, fs::copy_options::overwrite_existing);
+  message = load_error(loader, mislabelled.string());
+  CHECK(contains(message, "rguard_noise_fake.so: its name says a noise plugin 'fake' but it holds the metric plugin "
+                          "'recall_at_k'; name the file rguard_metric_recall_at_k.so"));
+  fs::remove_all(mislabelled.parent_path());
   // An old plugin is told what changed since its version.
   message = load_error(loader, test_plugin("rguard_test_old_api"));
   CHECK(contains(message, "rguard_test_old_api.so: plugin API version 2 but this rguard expects 3"));

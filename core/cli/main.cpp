@@ -187,6 +187,12 @@ std::pair<int, int> parse_shard(const std::string& text) {
 }
 
 void print_shard_summary(const RunResult& part, const RunOptions& options, const std::string& cache_root) {
+  if (part.blocks_in_shard == 0) {
+    std::cout << fmt::format("shard {}/{}: no query block falls to this shard ({} blocks in all, shared out as block b to "
+                             "shard b % {}); nothing to do\n",
+                             options.shard, options.shards, part.blocks_total, options.shards);
+    return;
+  }
   std::cout << fmt::format(
       "shard {}/{}: {} of its {} query blocks sampled now, the rest were in the cache ({} blocks in all, cache {}).\n"
       "When every shard is done: rguard run without --shard writes the outputs (it reuses every block); with "

@@ -99,7 +99,9 @@ std::vector<ParamSpec> pgd_param_specs(const char* default_steps) {
       {.name = "norm", .type = ParamType::String, .default_value = "l2",
        .doc = "threat model: l2 over all pixels of a [0,1] image (the certified norm)", .choices = "l2"},
       {.name = "eps", .type = ParamType::FloatList, .default_value = "[0.05, 0.1, 0.25, 0.5]",
-       .doc = "l2 budgets, in [0,1] pixel units (never divided by 255)", .min = 0},
+       .doc = "l2 budgets, in [0,1] pixel units (never divided by 255); at most 1000, beyond the diameter of any "
+              "image the pipelines use",
+       .min = 0, .max = 1000},
       {.name = "steps", .type = ParamType::Int, .default_value = default_steps, .doc = "gradient steps", .min = 1},
       {.name = "step_fraction", .type = ParamType::Float, .default_value = "0.25",
        .doc = "step length as a fraction of eps", .min = 0, .min_exclusive = true},

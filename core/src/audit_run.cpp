@@ -116,6 +116,8 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
     const auto eps = attack.epsilons();
     const std::string key = attack_key(s, p, a, ids);
     if (auto cached = load_outcomes(s, key, eps.size(), save_images); cached && s.force > 2) {
+      // Two identical attacks share a cache entry; each keeps its own name in the outputs.
+      for (auto& outcome : *cached) outcome.attack = name;
       for (std::size_t e = 0; e < eps.size(); ++e) {
         auto& flags = broken[eps[e]];
         flags.resize(q, 0);

@@ -53,21 +53,42 @@ long temporary_owner(const std::string& name) {
   }
 }
 
+// The stage folders of a cache, after checking that `root` is one: a cache folder holds
+// rguard's stage folders or its `uses/` record, and nothing is ever read or removed
+// outside them (a mistyped --cache must not touch someone's files).
+std::vector<fs::path> stage_folders(const std::string& root_text) {
+  const fs::path root = root_text;
+  std::error_code ec;
+  if (!fs::exists(root, ec))
+    throw Error(fmt::format("{}: no cache folder here (run a pipeline first, or pass --cache DIR)", root_text));
+  if (!fs::is_directory(root, ec)) throw Error(fmt::format("{}: is not a folder; --cache names a cache folder", root_text));
+  std::vector<fs::path> stages;
+  for (const char* stage : kCacheStages)
+    if (fs::is_directory(root / stage, ec)) stages.push_back(root / stage);
+  if (stages.empty() && !fs::is_directory(root / "uses", ec))
+    throw Error(fmt::format("{}: not an rguard cache (it has none of the folders {}, uses); check --cache", root_text,
+                            fmt::join(kCacheStages, ", ")));
+  return stages;
+}
+
+// An entry rguard wrote has its checksum beside it.
+bool is_entry(const fs::path& file) {
+  std::error_code ec;
+  return file.extension() == ".h5" && fs::is_regular_file(fs::path(file).replace_extension(".sum"), ec);
+}
+
 }  // namespace
 
 std::vector<CacheEntryInfo> list_cache(const std::string& root_text) {
-  const fs::path root = root_text;
   std::error_code ec;
-  if (!fs::is_directory(root, ec))
-    throw Error(fmt::format("{}: no cache folder here (run a pipeline first, or pass --cache DIR)", root_text));
-  const auto users = read_uses(root);
+  const auto stages = stage_folders(root_text);
+  const auto users = read_uses(root_text);
   std::vector<CacheEntryInfo> out;
-  for (const auto& stage : fs::directory_iterator(root)) {
-    if (!stage.is_directory() || stage.path().filename() == "uses") continue;
-    for (const auto& item : fs::directory_iterator(stage.path())) {
-      if (item.path().extension() != ".h5") continue;
+  for (const auto& stage : stages) {
+    for (const auto& item : fs::directory_iterator(stage)) {
+      if (!is_entry(item.path())) continue;
       CacheEntryInfo info;
-      info.stage = stage.path().filename().string();
+      info.stage = stage.filename().string();
       info.key = item.path().stem().string();
       info.path = item.path().string();
       info.bytes = item.file_size(ec);
@@ -80,23 +101,24 @@ std::vector<CacheEntryInfo> list_cache(const std::string& root_text) {
 }
 
 GcReport collect_garbage(const std::string& root_text, bool dry_run) {
-  const fs::path root = root_text;
   std::error_code ec;
-  if (!fs::is_directory(root, ec)) throw Error(fmt::format("{}: no cache folder here", root_text));
-  const auto users = read_uses(root);
+  const auto stages = stage_folders(root_text);
+  const auto users = read_uses(root_text);
   GcReport report;
   auto remove = [&](const fs::path& path) {
     report.bytes += fs::file_size(path, ec);
     report.removed.push_back(path.string());
     if (!dry_run) fs::remove(path, ec);
   };
-  for (const auto& stage : fs::directory_iterator(root)) {
-    if (!stage.is_directory() || stage.path().filename() == "uses") continue;
-    for (const auto& item : fs::directory_iterator(stage.path())) {
+  for (const auto& stage : stages) {
+    for (const auto& item : fs::directory_iterator(stage)) {
       const std::string name = item.path().filename().string();
       const std::string key = name.substr(0, name.find('.'));
-      if (item.path().extension() == ".h5") {
-        if (!users.count(stage.path().filename().string() + "/" + key)) remove(item.path());
+      if (is_entry(item.path())) {
+        if (!users.count(stage.filename().string() + "/" + key)) {
+          remove(item.path());
+          remove(fs::path(item.path()).replace_extension(".sum"));  // the checksum goes with its entry
+        }
       } else if (item.path().extension() == ".corrupt") {
         remove(item.path());
       } else if (const long pid = temporary_owner(name); pid >= 0) {
@@ -108,6 +130,9 @@ GcReport collect_garbage(const std::string& root_text, bool dry_run) {
 }
 
 MergeReport merge_caches(const std::vector<std::string>& sources, const std::string& destination) {
+  std::error_code ec;
+  if (fs::exists(destination, ec) && !fs::is_directory(destination, ec))
+    throw Error(fmt::format("{}: is not a folder; --cache names the cache folder to merge into", destination));
   const Cache into(destination);
   MergeReport report;
   for (const auto& source : sources) {

@@ -24,6 +24,11 @@ std::vector<std::int64_t> to_int64_vector(const at::Tensor& t) {
 // are stored as round(255 x), exact for k/255 values): a rerun skips decoding and keeps
 // them as uint8. Their data fingerprint is this key (the images are a function of it),
 // so a rerun does not hash the images either. Others load and are hashed.
+void check_data(const Point& p, const RetrievalData& data) {
+  with_context([&] { return plugin_failure(*p.spec, p.spec->dataset, "to deliver usable data"); },
+               [&] { validate_retrieval_data(data, p.spec->dataset.plugin); });
+}
+
 std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::string& data_fingerprint) {
   auto plugin = [&](auto&& call) {
     return with_context([&] { return plugin_failure(*p.spec, p.spec->dataset, "while loading"); }, call);
@@ -60,6 +65,7 @@ std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::strin
     return "reused";
   }
   data = plugin([&] { return p.dataset->load(); });
+  check_data(p, data);  // nothing unusable goes into the cache
   if (!data.gallery.images.is_same(data.query.images)) return "loaded";  // only leave-one-out is cached
   s.cache.publish("dataset", key, [&](H5File& file) {
     for (auto [name, set] : {std::pair<const char*, const ImageSet*>{"train", &data.train}, {"query", &data.query}}) {
@@ -85,8 +91,7 @@ void load_datasets(Session& s) {
       const auto start = Clock::now();
       auto loaded = std::make_unique<LoadedData>();
       const std::string status = load_or_decode(s, *p, loaded->data, loaded->fingerprint);
-      with_context([&] { return plugin_failure(*p->spec, p->spec->dataset, "delivered unusable data"); },
-                   [&] { validate_retrieval_data(loaded->data, p->spec->dataset.plugin); });
+      check_data(*p, loaded->data);
       for (ImageSet* set : {&loaded->data.train, &loaded->data.query, &loaded->data.gallery})
         if (set->images.defined()) set->images = set->images.contiguous();
       loaded->gallery_label = to_int64_vector(loaded->data.gallery.labels);

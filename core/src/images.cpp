@@ -17,8 +17,10 @@ namespace rguard {
 std::vector<ParamSpec> with_image_params(std::vector<ParamSpec> own) {
   const std::vector<ParamSpec> image{
       {.name = "resize", .type = ParamType::Int, .default_value = "256",
-       .doc = "shorter side after resizing (0 = keep the file's size)", .min = 0},
-      {.name = "crop", .type = ParamType::Int, .default_value = "224", .doc = "centre crop side (0 = no crop)", .min = 0},
+       .doc = "shorter side after resizing (0 = keep the file's size); at most 4096, far beyond any retrieval model's input",
+       .min = 0, .max = 4096},
+      {.name = "crop", .type = ParamType::Int, .default_value = "224", .doc = "centre crop side (0 = no crop); at most 4096",
+       .min = 0, .max = 4096},
       {.name = "channels", .type = ParamType::Int, .default_value = "3", .doc = "3 (RGB) or 1 (grey)", .min = 1, .max = 3},
       {.name = "on_error", .type = ParamType::String, .default_value = "fail",
        .doc = "an unreadable image file: fail (naming it) or skip it (and list it)", .choices = "fail|skip"},
@@ -43,6 +45,9 @@ namespace {
 
 // One file -> [channels, side, side] bytes, k standing for k/255 (or its own size without crop).
 std::vector<std::uint8_t> decode(const std::string& path, const ImageTransform& t, std::int64_t& height, std::int64_t& width) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))  // a FIFO would block, a folder has no pixels
+    throw Error(fmt::format("{}: not a regular file", path));
   int w = 0, h = 0, n = 0;
   // The header first: a small file may announce an image far larger than memory.
   if (stbi_info(path.c_str(), &w, &h, &n) && static_cast<std::int64_t>(w) * h > (std::int64_t{1} << 26))
@@ -55,6 +60,10 @@ std::vector<std::uint8_t> decode(const std::string& path, const ImageTransform& 
   if (t.resize > 0) {
     const double scale = static_cast<double>(t.resize) / std::min(w, h);
     const int nw = std::max<int>(1, static_cast<int>(std::lround(w * scale))), nh = std::max<int>(1, static_cast<int>(std::lround(h * scale)));
+    if (static_cast<std::int64_t>(nw) * nh > (std::int64_t{1} << 26))
+      throw Error(fmt::format("{}: resizing {}x{} to a shorter side of {} gives {}x{}, more than 67 megapixels; lower "
+                              "dataset.resize",
+                              path, w, h, t.resize, nw, nh));
     std::vector<unsigned char> resized(static_cast<std::size_t>(nw) * nh * t.channels);
     if (!stbir_resize_uint8(image.data(), w, h, 0, resized.data(), nw, nh, 0, static_cast<int>(t.channels)))
       throw Error(fmt::format("{}: cannot resize the image", path));
@@ -156,6 +165,16 @@ std::string ImageListDataset::source_fingerprint() const {
     }
   }
   return h.hex();
+}
+
+void require_data_file(const std::string& path, const std::string& hint) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (!fs::exists(status)) throw Error(fmt::format("{}: not found; {}", path, hint));
+  if (fs::is_directory(status)) throw Error(fmt::format("{}: is a folder, expected a file; {}", path, hint));
+  if (!fs::is_regular_file(status)) throw Error(fmt::format("{}: not a regular file (a FIFO, socket or device); {}", path, hint));
+  if (fs::file_size(path, ec) == 0) throw Error(fmt::format("{}: empty; {}", path, hint));
 }
 
 RetrievalData leave_one_out(ImageSet train, ImageSet eval, std::string description) {

@@ -97,6 +97,17 @@ const PluginEntry* PluginLoader::load_file(const std::string& path, std::optiona
   if (expected_kind && entry->kind != *expected_kind)
     throw Error(fmt::format("{}: plugin '{}' is a {} plugin, expected a {} plugin", path, entry->name,
                             to_string(entry->kind), to_string(*expected_kind)));
+  // A file named rguard_<kind>_<name>.so must hold that plugin: a mislabelled file would
+  // otherwise stand in for another plugin of its real kind without a word.
+  const std::string stem = fs::path(path).stem().string();
+  for (PluginKind kind : kAllPluginKinds) {
+    const std::string prefix = fmt::format("rguard_{}_", to_string(kind));
+    if (stem.rfind(prefix, 0) != 0) continue;
+    const std::string expected = fmt::format("rguard_{}_{}", to_string(entry->kind), entry->name);
+    if (stem != expected)
+      throw Error(fmt::format("{}: its name says a {} plugin '{}' but it holds the {} plugin '{}'; name the file {}.so", path,
+                              to_string(kind), stem.substr(prefix.size()), to_string(entry->kind), entry->name, expected));
+  }
   library->entry = entry;
   auto key = std::make_pair(entry->kind, std::string(entry->name));
   if (!by_name_.count(key)) by_name_[key] = library;  // earlier search-path folders win

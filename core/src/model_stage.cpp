@@ -85,7 +85,8 @@ void prepare_backbone(Session& s, Model& m) {
     s.report({m.spec->point, "backbone", "reused", seconds_since(start), m.key, m.spec->backbone.plugin});
     return;
   }
-  CacheLock lock = s.cache.lock(kBackboneStage, m.key);  // another run may be training it
+  // Another run may be training it. (A lock that cannot be taken is the cache's failure, not the plugin's.)
+  CacheLock lock = outside_plugin([&] { return s.cache.lock(kBackboneStage, m.key); });
   if (!forced && try_restore_backbone(s, m)) {
     backbone.set_training(false);
     s.report({m.spec->point, "backbone", "reused", seconds_since(start), m.key,
@@ -175,7 +176,7 @@ void prepare_embeddings(Session& s, Model& m) {
     s.report({m.spec->point, "embeddings", "reused", seconds_since(start), m.embedding_key, "clean embeddings"});
     return;
   }
-  CacheLock lock = s.cache.lock(kEmbeddingStage, m.embedding_key);
+  CacheLock lock = outside_plugin([&] { return s.cache.lock(kEmbeddingStage, m.embedding_key); });
   if (!forced && try_read_embeddings(s, m)) {
     s.report({m.spec->point, "embeddings", "reused", seconds_since(start), m.embedding_key, "clean embeddings"});
     return;

@@ -50,6 +50,13 @@ double number(const std::string& text, const fs::path& path) {
 // size and content hash. A file edited, cut or replaced since is refused, not reported.
 void check_run_files(const fs::path& run, const std::vector<std::string>& names) {
   const fs::path manifest = run / "manifest.json";
+  std::error_code ec;
+  // Only regular files are read: a FIFO would block, a device never end.
+  std::vector<fs::path> paths{manifest};
+  for (const auto& name : names) paths.push_back(run / name);
+  for (const auto& path : paths)
+    if (fs::exists(fs::symlink_status(path, ec)) && !fs::is_regular_file(path, ec))
+      throw Error(fmt::format("{}: not a regular file; a run folder holds the files `rguard run` wrote", path.string()));
   std::ifstream in(manifest);
   if (!in)
     throw Error(fmt::format("{}: not found; is {} a folder written by `rguard run`?", manifest.string(), run.string()));
@@ -59,7 +66,10 @@ void check_run_files(const fs::path& run, const std::vector<std::string>& names)
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: damaged ({}); rerun the pipeline (the cache makes it quick)", manifest.string(), e.what()));
   }
-  if (!json.contains("files")) return;  // written before rguard recorded file hashes
+  if (!json.is_object() || !json.contains("files") || !json["files"].is_object())
+    throw Error(fmt::format("{}: records no file hashes (damaged, or written by an rguard older than this report); rerun "
+                            "`rguard run` on its spec (the cache makes it quick)",
+                            manifest.string()));
   const auto& files = json["files"];
   for (const auto& name : names) {
     const fs::path path = run / name;
@@ -73,6 +83,8 @@ void check_run_files(const fs::path& run, const std::vector<std::string>& names)
     }
     const auto hash = present ? hash_file(path.string()) : std::nullopt;
     const auto bytes = present ? fs::file_size(path, ec) : 0;
+    if (!files[name].is_object())
+      throw Error(fmt::format("{}: its record of {} is damaged; rerun `rguard run`", manifest.string(), name));
     if (!hash || *hash != files[name].value("hash", "") || bytes != files[name].value("bytes", std::uintmax_t{0}))
       throw Error(fmt::format("{}: {} since the run wrote it (manifest.json records {} bytes, hash {}; found {}); the "
                               "report would not show what was certified. Rerun `rguard run` on its spec (the cache makes "

@@ -39,7 +39,8 @@ namespace {
 const std::vector<ParamSpec>& top_level_scalars() {
   static const std::vector<ParamSpec> specs{
       {.name = "name", .type = ParamType::String, .default_value = "", .doc = "run name; default: the file's stem"},
-      {.name = "seed", .type = ParamType::Int, .default_value = "0", .doc = "seed of every random stream", .min = 0},
+      {.name = "seed", .type = ParamType::Int, .default_value = "0", .doc = "seed of every random stream",
+       .min = 0, .max = 1e18},
       {.name = "threads", .type = ParamType::Int, .default_value = "0", .doc = "LibTorch threads; 0 = all cores",
        .min = 0, .max = 1024},
       {.name = "device", .type = ParamType::String, .default_value = "cpu", .doc = "cpu, cuda or cuda:N"},
@@ -81,26 +82,36 @@ std::string unusable_run_name(const std::string& name) {
   return "";
 }
 
+// Every top-level key is a section: in the file, and again once --set and the sweep have
+// written theirs (a key they add must not be ignored).
+void check_sections(const YamlNode& root) {
+  const auto& sections = section_names();
+  for (std::size_t i = 0; i < root.entries.size(); ++i) {
+    const std::string& key = root.entries[i].first;
+    if (std::find(sections.begin(), sections.end(), key) == sections.end())
+      fail(root.key_locations[i], key,
+           fmt::format("unknown section{}; a pipeline has: {}", did_you_mean(key, sections), join(sections)));
+  }
+}
 
 }  // namespace
 
 YamlNodePtr prepared_root(const YamlNodePtr& parsed) {
   YamlNodePtr root = parsed->clone();
-  if (root->kind == YamlNode::Kind::Null) root->kind = YamlNode::Kind::Map;
+  if (root->kind == YamlNode::Kind::Null) {
+    root->kind = YamlNode::Kind::Map;
+    if (root->location.line > 0)
+      fail(root->location, "pipeline", "the file has no sections (empty, or only comments); start from pipelines/quickstart.yaml");
+  }
   if (root->kind != YamlNode::Kind::Map)
     fail(root->location, "pipeline", fmt::format("expected a mapping of sections, got {}", shown(*root)));
-  const auto& sections = section_names();
-  for (std::size_t i = 0; i < root->entries.size(); ++i) {
-    const std::string& key = root->entries[i].first;
-    if (std::find(sections.begin(), sections.end(), key) == sections.end())
-      fail(root->key_locations[i], key,
-           fmt::format("unknown section{}; a pipeline has: {}", did_you_mean(key, sections), join(sections)));
-  }
+  check_sections(*root);
   return root;
 }
 
 // Validates one point's tree (overrides applied, no sweep block).
 PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, const PluginCatalog& catalog) {
+  check_sections(*root);
   interpolate(root, root, 0);
 
   PipelineSpec spec;

@@ -92,6 +92,8 @@ std::string printable(const std::string& text) {
 }
 
 std::string shown(const YamlNode& node) {
+  if (node.kind == YamlNode::Kind::Scalar && node.quoted)
+    return fmt::format("the quoted string '{}' (remove the quotes for a number or a boolean)", node.value);
   if (node.kind == YamlNode::Kind::Scalar) return fmt::format("'{}'", node.value);
   return to_string(node.kind);
 }
@@ -104,19 +106,22 @@ void check_range(const ParamSpec& spec, double v, const YamlNode& node, const st
          fmt::format("expected {}, got {} ({})", expected_phrase(spec, element), node.value, spec.doc));
 }
 
-double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::string& key, bool integer,
-                     bool element = false) {
+double scalar_number(const ParamSpec& spec, const YamlNode& node, const std::string& key, bool element = false) {
   std::optional<double> value;
-  if (node.kind == YamlNode::Kind::Scalar && !node.quoted) {
-    if (integer) {
-      if (auto i = parse_int(node.value)) value = static_cast<double>(*i);
-    } else {
-      value = parse_number(node.value);
-    }
-  }
+  if (node.kind == YamlNode::Kind::Scalar && !node.quoted) value = parse_number(node.value);
   if (!value)
     fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec, element), shown(node)));
   check_range(spec, *value, node, key, element);
+  return *value;
+}
+
+// Integers stay integers: never rounded through a double (a seed of 2^53 + 1 is kept).
+std::int64_t scalar_integer(const ParamSpec& spec, const YamlNode& node, const std::string& key, bool element = false) {
+  std::optional<std::int64_t> value;
+  if (node.kind == YamlNode::Kind::Scalar && !node.quoted) value = parse_int(node.value);
+  if (!value)
+    fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec, element), shown(node)));
+  check_range(spec, static_cast<double>(*value), node, key, element);
   return *value;
 }
 
@@ -140,8 +145,8 @@ ParamValue convert(const ParamSpec& spec, const YamlNode& node, const std::strin
       }
       fail(node.location, key, fmt::format("expected true or false, got {}", shown(node)));
     }
-    case ParamType::Int: return static_cast<std::int64_t>(scalar_number(spec, node, key, true));
-    case ParamType::Float: return scalar_number(spec, node, key, false);
+    case ParamType::Int: return scalar_integer(spec, node, key);
+    case ParamType::Float: return scalar_number(spec, node, key);
     case ParamType::String: {
       if (node.kind != YamlNode::Kind::Scalar)
         fail(node.location, key, fmt::format("expected {}, got {}", expected_phrase(spec), shown(node)));
@@ -179,8 +184,9 @@ ParamValue convert(const ParamSpec& spec, const YamlNode& node, const std::strin
       std::vector<std::int64_t> ints;
       std::vector<double> floats;
       for (std::size_t i = 0; i < items.size(); ++i) {
-        const double v = scalar_number(spec, *items[i], fmt::format("{}[{}]", key, i), integer, true);
-        if (integer) ints.push_back(static_cast<std::int64_t>(v)); else floats.push_back(v);
+        const std::string item = fmt::format("{}[{}]", key, i);
+        if (integer) ints.push_back(scalar_integer(spec, *items[i], item, true));
+        else floats.push_back(scalar_number(spec, *items[i], item, true));
       }
       if (integer) return ints;
       return floats;

@@ -75,11 +75,15 @@ Sweep parse_sweep(const YamlNode& node) {
   return sweep;
 }
 
+// A swept value as the point's name shows it: scalars as written, lists and mappings in
+// flow style (so two different mappings never print the same).
 std::string value_text(const YamlNode& node) {
   if (node.kind == YamlNode::Kind::Scalar) return node.value;
   std::vector<std::string> parts;
   for (const auto& item : node.items) parts.push_back(value_text(*item));
-  return fmt::format("[{}]", fmt::join(parts, ","));
+  for (const auto& [key, value] : node.entries) parts.push_back(key + ":" + value_text(*value));
+  const std::string joined = fmt::format("{}", fmt::join(parts, ","));
+  return node.kind == YamlNode::Kind::Map ? "{" + joined + "}" : "[" + joined + "]";
 }
 
 // Replaces the axis of `path` (or adds one); nullopt values remove it.

@@ -48,9 +48,10 @@ class Cars196 final : public rguard::ImageListDataset {
  private:
   Lists lists() const override {
     const std::string file = root_ + "/cars_annos.mat";
+    rguard::require_data_file(file, "dataset.root must be the folder with cars_annos.mat and car_ims/");
     mat_t* mat = Mat_Open(file.c_str(), MAT_ACC_RDONLY);
     if (!mat)
-      throw Error(fmt::format("{}: cannot open; dataset.root must be the folder with cars_annos.mat and car_ims/", file));
+      throw Error(fmt::format("{}: not a MATLAB file libmatio can read; the official archive's cars_annos.mat is one", file));
     Lists l;
     matvar_t* annotations = Mat_VarRead(mat, "annotations");
     try {

@@ -7,6 +7,8 @@
 #include <map>
 #include <sstream>
 
+#include <charconv>
+
 #include "rguard/dataset.hpp"
 #include "rguard/error.hpp"
 #include "rguard/images.hpp"
@@ -15,21 +17,31 @@ namespace {
 
 // "<id> <value>" lines -> map id -> value.
 std::map<std::int64_t, std::string> read_pairs(const std::string& path) {
+  rguard::require_data_file(path, "dataset.root must be the CUB_200_2011 folder of the official archive");
   std::ifstream in(path);
-  if (!in)
-    throw rguard::Error(fmt::format("{}: not found; dataset.root must be the CUB_200_2011 folder of the official archive",
-                                    path));
+  if (!in) throw rguard::Error(fmt::format("{}: cannot open", path));
   std::map<std::int64_t, std::string> out;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
     if (line.empty()) continue;
     std::istringstream fields(line);
     std::int64_t id = 0;
     std::string value;
     if (!(fields >> id >> value)) throw rguard::Error(fmt::format("{}:{}: expected '<id> <value>', got '{}'", path, number, line));
-    out[id] = value;
+    if (!out.emplace(id, value).second)
+      throw rguard::Error(fmt::format("{}:{}: image id {} appears twice; each image has one line", path, number, id));
   }
   return out;
+}
+
+// A class label: a whole number.
+std::int64_t class_label(const std::string& text, const std::string& file, std::int64_t id) {
+  std::int64_t label = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), label);
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw rguard::Error(fmt::format("{}: image {} has class '{}'; expected a whole number", file, id, text));
+  return label;
 }
 
 class Cub200 final : public rguard::ImageListDataset {
@@ -45,7 +57,7 @@ class Cub200 final : public rguard::ImageListDataset {
     for (const auto& [id, path] : images) {
       auto it = labels.find(id);
       if (it == labels.end()) throw rguard::Error(fmt::format("{}/image_class_labels.txt: no class for image {}", root_, id));
-      const std::int64_t label = std::stoll(it->second);
+      const std::int64_t label = class_label(it->second, root_ + "/image_class_labels.txt", id);
       auto& list = label <= last_train_ ? l.train : l.eval;
       list.paths.push_back(root_ + "/images/" + path);
       list.labels.push_back(label);

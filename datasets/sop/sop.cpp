@@ -15,14 +15,14 @@ namespace {
 
 rguard::ImageList read_list(const std::string& root, const std::string& file, std::int64_t max_images) {
   const std::string path = root + "/" + file;
+  rguard::require_data_file(path, "dataset.root must be the Stanford_Online_Products folder");
   std::ifstream in(path);
-  if (!in)
-    throw rguard::Error(fmt::format("{}: not found; dataset.root must be the Stanford_Online_Products folder", path));
+  if (!in) throw rguard::Error(fmt::format("{}: cannot open", path));
   rguard::ImageList list;
   std::string line;
-  std::getline(in, line);  // header: image_id class_id super_class_id path
-  for (int number = 2; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // CRLF files
+    if (line.empty() || (number == 1 && line.rfind("image_id", 0) == 0)) continue;  // the header, if present
     std::istringstream fields(line);
     std::int64_t image = 0, label = 0, super = 0;
     std::string relative;

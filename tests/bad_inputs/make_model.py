@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Writes one broken or unusual model file for the bad-input corpus (Debian's python3-torch):
-   make_model.py KIND PATH, KIND one of state_dict, pickled, out3d, out1d, huge, nan, tuple.
+   make_model.py KIND PATH, KIND one of state_dict, pickled, out3d, out1d, huge, nan, tuple, int, dict,
+   wrong_input, empty.
 All take [batch, 1, 12, 12] images (the corpus's synthetic data)."""
 import sys
+
+from typing import Dict
 
 import torch
 
@@ -36,6 +39,30 @@ class Nan(Net):
         return self.head(x.flatten(1)) * float("nan")
 
 
+class Int(Net):
+    def forward(self, x):
+        return self.head(x.flatten(1)).long()
+
+
+class Dict(Net):
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        return {"e": self.head(x.flatten(1))}
+
+
+class WrongInput(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(100, 8)
+
+    def forward(self, x):
+        return self.head(x.flatten(1))
+
+
+class Empty(Net):
+    def forward(self, x):
+        return self.head(x.flatten(1))[:, :0]
+
+
 class Pair(Net):
     def forward(self, x):
         y = self.head(x.flatten(1))
@@ -49,5 +76,6 @@ if kind == "state_dict":
 elif kind == "pickled":
     torch.save(Net(), path)
 else:
-    model = {"out3d": Out3d, "out1d": Out1d, "huge": Huge, "nan": Nan, "tuple": Pair}[kind]()
+    model = {"out3d": Out3d, "out1d": Out1d, "huge": Huge, "nan": Nan, "tuple": Pair, "int": Int, "dict": Dict,
+             "wrong_input": WrongInput, "empty": Empty}[kind]()
     torch.jit.script(model.eval()).save(path)

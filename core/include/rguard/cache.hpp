@@ -32,6 +32,9 @@ class CacheLock {
   int fd_ = -1;
 };
 
+// The stage folders a cache holds (beside `uses/`, the record of which run used what).
+inline constexpr const char* kCacheStages[] = {"dataset", "backbone", "checkpoint", "embeddings", "samples", "audit"};
+
 class Cache {
  public:
   static constexpr std::int64_t kFormat = 1;

@@ -55,6 +55,11 @@ class ImageListDataset : public Dataset {
 };
 
 // The evaluation set as both query set and gallery, each query excluding itself.
+// A data set's file must be a non-empty regular file before it is opened (a FIFO would
+// block, a folder or device has no content): throws rguard::Error "<path>: <what is wrong>;
+// <hint>" otherwise.
+void require_data_file(const std::string& path, const std::string& hint);
+
 RetrievalData leave_one_out(ImageSet train, ImageSet eval, std::string description);
 
 }  // namespace rguard

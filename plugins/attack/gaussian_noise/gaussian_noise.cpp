@@ -33,6 +33,6 @@ RGUARD_PLUGIN(rguard::PluginKind::Attack, "gaussian_noise", "1.0", "random pertu
                   {.name = "norm", .type = rguard::ParamType::String, .default_value = "l2",
                    .doc = "the perturbation's norm: l2 over all pixels of a [0,1] image", .choices = "l2"},
                   {.name = "eps", .type = rguard::ParamType::FloatList, .default_value = "[0.05, 0.1, 0.25, 0.5]",
-                   .doc = "l2 norms, in [0,1] pixel units (never divided by 255)", .min = 0},
+                   .doc = "l2 norms, in [0,1] pixel units (never divided by 255); at most 1000", .min = 0, .max = 1000},
                   {.name = "seed", .type = rguard::ParamType::Int, .default_value = "0",
                    .doc = "attack seed (mixed with the run's)", .min = 0}}))

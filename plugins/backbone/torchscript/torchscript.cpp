@@ -27,6 +27,16 @@ using rguard::Error;
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+// The error a TorchScript model raised, without the interpreter's traceback: the last
+// non-empty line ("RuntimeError: mat1 and mat2 shapes cannot be multiplied ...").
+std::string model_error(const std::exception& e) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = torch_error ? torch_error->what_without_backtrace() : e.what();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  const auto last = text.rfind('\n');
+  return last == std::string::npos ? text : text.substr(last + 1);
+}
+
 class TorchScriptBackbone final : public rguard::Backbone {
  public:
   explicit TorchScriptBackbone(const rguard::Params& p)
@@ -69,6 +79,7 @@ class TorchScriptBackbone final : public rguard::Backbone {
     }
     module_.eval();
     torch::NoGradGuard no_grad;
+    // One probe image: the model must accept the declared input shape and give [1, k].
     dim_ = forward(torch::zeros({1, input.channels, input.height, input.width})).size(1);
   }
 
@@ -78,7 +89,24 @@ class TorchScriptBackbone final : public rguard::Backbone {
       auto shape = std::vector<std::int64_t>{1, static_cast<std::int64_t>(mean_.size()), 1, 1};
       x = (x - torch::tensor(mean_, x.options()).view(shape)) / torch::tensor(std_, x.options()).view(shape);
     }
-    auto out = (use_optimized(images) ? optimized() : module_).forward({x}).toTensor();
+    c10::IValue value;
+    try {
+      value = (use_optimized(images) ? optimized() : module_).forward({x});
+    } catch (const std::exception& e) {
+      throw Error(fmt::format("{}: the model's forward failed on images of shape [{}] (backbone.input_shape; are they what "
+                              "the model expects?): {}",
+                              file_, fmt::join(images.sizes(), ", "), model_error(e)));
+    }
+    if (!value.isTensor())
+      throw Error(fmt::format("{}: the model returned a {}, expected one tensor [batch, k]", file_, value.tagKind()));
+    auto out = value.toTensor();
+    if (!at::isFloatingType(out.scalar_type()))
+      throw Error(fmt::format("{}: the model returned {} embeddings; expected floating point (float32)", file_,
+                              c10::toString(out.scalar_type())));
+    out = out.to(at::kFloat);
+    if (out.dim() == 2 && out.size(1) == 0)
+      throw Error(fmt::format("{}: the model returned [{}, 0]: an embedding needs at least one dimension", file_,
+                              images.size(0)));
     if (out.dim() != 2 || out.size(0) != images.size(0))
       throw Error(fmt::format("{}: the model returned a tensor of shape [{}] for {} images; expected [batch, k] = [{}, k] "
                               "(flatten its output, e.g. x.flatten(1))",
@@ -179,6 +207,6 @@ std::vector<rguard::ParamSpec> schema() {
 
 }  // namespace
 
-RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.2",
+RGUARD_PLUGIN(rguard::PluginKind::Backbone, "torchscript", "1.3",
               "a user's TorchScript embedding model; input shape and normalisation declared in the YAML",
               TorchScriptBackbone, schema())

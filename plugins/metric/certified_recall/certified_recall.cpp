@@ -15,7 +15,9 @@ namespace {
 
 class CertifiedRecall final : public rguard::Metric {
  public:
-  explicit CertifiedRecall(const rguard::Params& p) : radii_(p.get_float_list("radii")), ks_(p.get_int_list("k")) {}
+  explicit CertifiedRecall(const rguard::Params& p) : radii_(p.get_float_list("radii")), ks_(p.get_int_list("k")) {
+    if (ks_.empty()) throw rguard::Error("k: expected at least one K, e.g. k: [1, 2, 4, 8]");
+  }
 
   std::vector<rguard::MetricValue> compute(const rguard::EvalView& eval) const override {
     const auto& certificates = *eval.certificates;

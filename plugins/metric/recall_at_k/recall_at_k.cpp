@@ -6,13 +6,16 @@
 #include <algorithm>
 #include <map>
 
+#include "rguard/error.hpp"
 #include "rguard/metric.hpp"
 
 namespace {
 
 class RecallAtK final : public rguard::Metric {
  public:
-  explicit RecallAtK(const rguard::Params& p) : ks_(p.get_int_list("k")), all_(p.get_string("queries") == "all") {}
+  explicit RecallAtK(const rguard::Params& p) : ks_(p.get_int_list("k")), all_(p.get_string("queries") == "all") {
+    if (ks_.empty()) throw rguard::Error("k: expected at least one K, e.g. k: [1, 2, 4, 8]");
+  }
 
   std::vector<rguard::MetricValue> compute(const rguard::EvalView& eval) const override {
     const auto& q = all_ ? eval.all_queries : eval.queries;
