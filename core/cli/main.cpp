@@ -74,7 +74,7 @@ void print_reference(const PluginLoader& loader) {
                "| key | type | default | meaning |\n|---|---|---|---|\n"
                "| `name` | string | file stem | run name; outputs go to `<output>/<name>/`; at most 200 bytes of UTF-8, "
                "no path separator or control character, not starting with `.` |\n"
-               "| `seed` | int >= 0 | 0 | seed of every random stream (training, query choice, noise) |\n"
+               "| `seed` | int in [0, 1e18] | 0 | seed of every random stream (training, query choice, noise) |\n"
                "| `threads` | int in [0, 1024] | 0 | LibTorch intra-op threads; 0 = all cores |\n"
                "| `device` | string | cpu | `cpu`, `cuda` or `cuda:N` |\n"
                "| `output` | string | results | output root (relative to the working directory) |\n"
