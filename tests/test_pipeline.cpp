@@ -25,6 +25,7 @@
 #include "rguard/h5io.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/metric.hpp"
+#include "rguard/noise.hpp"
 #include "rguard/normal.hpp"
 #include "rguard/retrieval.hpp"
 #include "rguard/spec.hpp"
@@ -551,7 +552,8 @@ struct AttackFixture {
     model = loader().create<Backbone>(spec.backbone);
     auto data = loader().create<Dataset>(spec.dataset)->load();
     model->init({1, 12, 12}, derive_seed(spec.seed, "backbone/init"));
-    train_backbone(*model, data.train, model->train_config(), derive_seed(spec.seed, "backbone/train"), {});
+    const auto noise = loader().create<Noise>(spec.noise);
+    train_backbone(*model, data.train, model->train_config(), *noise, derive_seed(spec.seed, "backbone/train"), {});
     model->set_training(false);
     torch::NoGradGuard no_grad;
     task.images = data.query.images.slice(0, 0, 12);
@@ -779,40 +781,45 @@ TEST_CASE("training augmentation: random resized crop and flip keep shape and ra
   CHECK(torch::allclose(random_resized_crop_flip(flat, g1), flat));
 }
 
-TEST_CASE("training resumed from an epoch checkpoint ends with the weights of an uninterrupted run") {
-  const auto spec = resolve_pipeline_spec(parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml",
-                                          {"backbone.train.epochs=3", "backbone.train.augment=crop_flip",
-                                           "backbone.train.lr_milestones=[2]"},
-                                          loader());
-  const auto data = loader().create<Dataset>(spec.dataset)->load();
-  auto fresh = [&] {
-    auto model = loader().create<Backbone>(spec.backbone);
-    model->init({1, 12, 12}, 11);
-    return model;
-  };
-  auto full = fresh();
-  std::vector<TrainCheckpoint> checkpoints;
-  std::vector<NamedTensors> weights;
-  train_backbone(*full, data.train, full->train_config(), 21, {}, nullptr, [&](const TrainCheckpoint& c) {
-    checkpoints.push_back(c);
-    NamedTensors copy;
-    for (const auto& [name, t] : full->state()) copy.emplace_back(name, t.detach().clone());
-    weights.push_back(copy);
-  });
-  REQUIRE(checkpoints.size() == 3);
-  CHECK(checkpoints[0].epochs_done == 1);
-  // "Killed" after epoch 1: a new process restores the weights and the checkpoint.
-  auto resumed = fresh();
-  {
-    torch::NoGradGuard no_grad;
-    auto live = resumed->state();
-    for (std::size_t i = 0; i < live.size(); ++i) live[i].second.copy_(weights[0][i].second);
-  }
-  train_backbone(*resumed, data.train, resumed->train_config(), 21, {}, &checkpoints[0]);
-  const auto a = full->state(), b = resumed->state();
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    INFO(a[i].first);
-    CHECK(torch::equal(a[i].second, b[i].second));
+TEST_CASE("training resumed from an epoch checkpoint ends with the weights of an uninterrupted run - every objective") {
+  for (const char* objective : {"noise", "consistency", "certified_margin", "smooth_adv"}) {
+    INFO("objective ", objective);
+    const auto spec = resolve_pipeline_spec(parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml",
+                                            {"backbone.train.epochs=3", "backbone.train.augment=crop_flip",
+                                             "backbone.train.lr_milestones=[2]", std::string("backbone.train.objective=") + objective,
+                                             std::string("backbone.train.draws=") + (std::string(objective) == "noise" ? "1" : "2"),
+                                             "backbone.train.adv_steps=1"},
+                                            loader());
+    const auto data = loader().create<Dataset>(spec.dataset)->load();
+    const auto noise = loader().create<Noise>(spec.noise);
+    auto fresh = [&] {
+      auto model = loader().create<Backbone>(spec.backbone);
+      model->init({1, 12, 12}, 11);
+      return model;
+    };
+    auto full = fresh();
+    std::vector<TrainCheckpoint> checkpoints;
+    std::vector<NamedTensors> weights;
+    train_backbone(*full, data.train, full->train_config(), *noise, 21, {}, nullptr, [&](const TrainCheckpoint& c) {
+      checkpoints.push_back(c);
+      NamedTensors copy;
+      for (const auto& [name, t] : full->state()) copy.emplace_back(name, t.detach().clone());
+      weights.push_back(copy);
+    });
+    REQUIRE(checkpoints.size() == 3);
+    CHECK(checkpoints[0].epochs_done == 1);
+    // "Killed" after epoch 1: a new process restores the weights and the checkpoint.
+    auto resumed = fresh();
+    {
+      torch::NoGradGuard no_grad;
+      auto live = resumed->state();
+      for (std::size_t i = 0; i < live.size(); ++i) live[i].second.copy_(weights[0][i].second);
+    }
+    train_backbone(*resumed, data.train, resumed->train_config(), *noise, 21, {}, &checkpoints[0]);
+    const auto a = full->state(), b = resumed->state();
+    bool same = true;
+    for (std::size_t i = 0; i < a.size(); ++i) same = same && torch::equal(a[i].second, b[i].second);
+    CHECK(same);
   }
 }
 

@@ -29,6 +29,7 @@ void assign_models(Session& s) {
     if (!slot) {
       slot = std::make_unique<Model>();
       slot->backbone = p->backbone;
+      slot->noise = p->noise.get();
       slot->spec = p->spec;
       slot->data = p->data;
       slot->key = key;
@@ -120,7 +121,7 @@ void prepare_backbone(Session& s, Model& m) {
     }
   Progress progress(s.log ? *s.log : std::cerr, "train", "images", 1, s.log != nullptr);
   train_backbone(
-      backbone, m.data->data.train, config, derive_seed(m.spec->seed, "backbone/train"),
+      backbone, m.data->data.train, config, *m.noise, derive_seed(m.spec->seed, "backbone/train"),
       [&](std::int64_t done, std::int64_t total, double loss) {
         progress.set_total(total);
         progress.update(done, fmt::format("loss {:.4f}", loss));

@@ -77,6 +77,7 @@ struct LoadedData {
 // the same backbone key (a backbone certified at several sigmas).
 struct Model {
   std::shared_ptr<Backbone> backbone;
+  const Noise* noise = nullptr;        // training noise: the first point's plugin (its family is in the key)
   const PipelineSpec* spec = nullptr;  // the first point that asked for it
   LoadedData* data = nullptr;
   std::string key, weights_hash, embedding_key;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "rguard/error.hpp"
+#include "rguard/noise.hpp"
 
 namespace rguard {
 
@@ -76,6 +77,16 @@ void validate_retrieval_data(const RetrievalData& data, const std::string& plugi
     throw Error(fmt::format("dataset plugin '{}': query_gallery_index must be int64 [{}]", plugin, data.query.size()));
   if (index.numel() > 0 && (index.min().item<std::int64_t>() < -1 || index.max().item<std::int64_t>() >= data.gallery.size()))
     throw Error(fmt::format("dataset plugin '{}': query_gallery_index out of range [-1, {})", plugin, data.gallery.size()));
+}
+
+at::Tensor noise_like(const Noise& noise, std::uint64_t seed, const at::Tensor& like, const std::vector<std::int64_t>& ids,
+                      const std::vector<std::int64_t>& samples, double scale) {
+  const std::int64_t rows = like.size(0), per = like[0].numel();
+  auto out = torch::empty({rows, per}, torch::kFloat);
+  for (std::int64_t r = 0; r < rows; ++r)
+    noise.sample(seed, ids[static_cast<std::size_t>(r)], samples[static_cast<std::size_t>(r)], 1, per, out[r].data_ptr<float>());
+  if (scale != 1.0) out.mul_(scale);
+  return out.view(like.sizes()).to(like.device());
 }
 
 void hash_tensor(Hasher& hasher, const at::Tensor& tensor) {

@@ -1,9 +1,6 @@
-// Margin loss with distance-weighted sampling (Wu, Manmatha, Smola, Krähenbühl, "Sampling
-// Matters in Deep Embedding Learning", ICCV 2017), as in the RetrievalGuard setup:
-//   loss(i, j) = max(0, margin + y_ij (D_ij - beta)),  y = +1 positive, -1 negative,
-// over every positive pair of a class-balanced batch and one negative per pair drawn with
-// probability proportional to 1/q(d), q(d) ~ d^(k-2) (1 - d^2/4)^((k-3)/2) being the
-// density of distances between uniform points on the unit sphere in R^k.
+// Training a backbone for the smoothed embedding (docs/training.md): class-balanced batches,
+// m noisy copies of each image from the noise plugin, the margin loss of each copy's
+// embeddings, and the objective's term; Adam, a multistep schedule, a checkpoint per epoch.
 #include "rguard/training.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -16,9 +13,13 @@
 #include <map>
 #include <sstream>
 
+#include "rguard/adversarial.hpp"
 #include "rguard/backbone.hpp"
 #include "rguard/error.hpp"
+#include "rguard/hash.hpp"
+#include "rguard/noise.hpp"
 #include "rguard/tensors.hpp"
+#include "rguard/training_losses.hpp"
 
 namespace rguard {
 
@@ -50,6 +51,27 @@ std::vector<ParamSpec> train_param_specs(const char* default_epochs) {
        .doc = "epochs after which the learning rate is multiplied by lr_gamma", .min = 1},
       {.name = "train.lr_gamma", .type = ParamType::Float, .default_value = "0.3",
        .doc = "learning-rate factor at each milestone", .min = 0, .min_exclusive = true},
+      {.name = "train.objective", .type = ParamType::String, .default_value = "noise",
+       .doc = "noise: the margin loss on noisy images (augmentation); consistency: plus weight x the spread of the m "
+              "noisy embeddings; certified_margin: plus weight x a hinge on the smoothed pair margins' radius; "
+              "smooth_adv: the margin loss on PGD examples of the smoothed embedding for adv_fraction of each batch "
+              "(docs/training.md)",
+       .choices = "noise|consistency|certified_margin|smooth_adv"},
+      {.name = "train.draws", .type = ParamType::Int, .default_value = "1",
+       .doc = "noisy copies of each image per step (m; the objectives need m >= 2, m x the cost)", .min = 1, .max = 64},
+      {.name = "train.weight", .type = ParamType::Float, .default_value = "1",
+       .doc = "lambda: weight of the consistency or certified-margin term", .min = 0},
+      {.name = "train.target", .type = ParamType::Float, .default_value = "1",
+       .doc = "certified_margin: the pair radius over sigma, Phi^-1((1 + margin)/2), below which a pair is penalised",
+       .min = 0, .max = 5},
+      {.name = "train.hard", .type = ParamType::Int, .default_value = "4",
+       .doc = "certified_margin: nearest negatives per anchor", .min = 1},
+      {.name = "train.adv_eps", .type = ParamType::Float, .default_value = "0.25",
+       .doc = "smooth_adv: l2 budget in [0,1] pixel units", .min = 0, .max = 1000, .min_exclusive = true},
+      {.name = "train.adv_steps", .type = ParamType::Int, .default_value = "2", .doc = "smooth_adv: PGD steps",
+       .min = 1, .max = 100},
+      {.name = "train.adv_fraction", .type = ParamType::Float, .default_value = "0.5",
+       .doc = "smooth_adv: share of each batch replaced by its adversarial examples", .min = 0, .max = 1},
   };
 }
 
@@ -67,27 +89,29 @@ TrainConfig parse_train_config(const Params& p) {
   c.lr_milestones = p.get_int_list("train.lr_milestones");
   c.augment = p.get_string("train.augment") == "crop_flip";
   c.lr_gamma = p.get_float("train.lr_gamma");
+  const std::string objective = p.get_string("train.objective");
+  c.objective = objective == "consistency"        ? TrainObjective::Consistency
+                : objective == "certified_margin" ? TrainObjective::CertifiedMargin
+                : objective == "smooth_adv"       ? TrainObjective::SmoothAdv
+                                                  : TrainObjective::Noise;
+  c.draws = p.get_int("train.draws");
+  c.weight = p.get_float("train.weight");
+  c.target = p.get_float("train.target");
+  c.hard = p.get_int("train.hard");
+  c.adv_eps = p.get_float("train.adv_eps");
+  c.adv_steps = p.get_int("train.adv_steps");
+  c.adv_fraction = p.get_float("train.adv_fraction");
+  if ((c.objective == TrainObjective::Consistency || c.objective == TrainObjective::CertifiedMargin) && c.draws < 2)
+    throw Error(fmt::format("train.draws: {} needs at least 2 noisy copies per image (its term compares them); set "
+                            "train.draws: 4",
+                            objective));
+  if (c.objective != TrainObjective::Noise && c.noise_sigma <= 0)
+    throw Error(fmt::format("train.noise_sigma: {} trains the smoothed embedding, which needs noise; set it (usually "
+                            "${{noise.sigma}})",
+                            objective));
   return c;
 }
 
-namespace {
-
-// Negatives drawn with weight 1/q(d) (distance-weighted sampling), distances clipped
-// below at 0.5 as in the paper; rows without a usable weight fall back to uniform.
-torch::Tensor sample_negatives(const torch::Tensor& distance, const torch::Tensor& negative_mask,
-                               std::int64_t dim, at::Generator& generator) {
-  auto d = distance.detach().clamp_min(0.5);
-  auto log_weight = (2.0 - static_cast<double>(dim)) * d.log() -
-                    (static_cast<double>(dim) - 3.0) / 2.0 * (1.0 - 0.25 * d * d).clamp_min(1e-8).log();
-  log_weight = log_weight.masked_fill(~negative_mask, -std::numeric_limits<double>::infinity());
-  auto row_max = std::get<0>(log_weight.max(1, true)).clamp_min(-1e30);
-  auto weight = (log_weight - row_max).exp() * negative_mask.to(torch::kFloat);
-  auto usable = weight.sum(1, true) > 0;
-  weight = torch::where(usable, weight, negative_mask.to(torch::kFloat));
-  return torch::multinomial(weight, 1, true, generator).squeeze(1);
-}
-
-}  // namespace
 
 at::Tensor random_resized_crop_flip(const at::Tensor& images, at::Generator& generator) {
   const std::int64_t b = images.size(0), h = images.size(2), w = images.size(3);
@@ -110,8 +134,56 @@ at::Tensor random_resized_crop_flip(const at::Tensor& images, at::Generator& gen
   return out;
 }
 
-void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config, std::uint64_t seed,
-                    const TrainProgress& progress, const TrainCheckpoint* resume, const CheckpointSink& checkpoint) {
+namespace {
+
+// One step's noisy embeddings: m copies of each image, noise keyed by (step, row, draw).
+at::Tensor noisy_embeddings(Backbone& backbone, const at::Tensor& images, const TrainConfig& config, const Noise& noise,
+                            std::uint64_t noise_seed, std::int64_t step, std::int64_t first_draw,
+                            const torch::Device& device) {
+  const std::int64_t b = images.size(0), m = config.draws;
+  const auto copies = images.repeat_interleave(m, 0);  // row i * m + j: image i, draw j
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(b * m), step), samples;
+  for (std::int64_t r = 0; r < b * m; ++r) samples.push_back(first_draw + r);
+  const double scale = config.noise_sigma / noise.sigma();
+  const auto noisy = config.noise_sigma > 0 ? copies + noise_like(noise, noise_seed, copies, ids, samples, scale) : copies;
+  auto embedding = backbone.forward(noisy.to(device));
+  check_embedding_shape(embedding, b * m, backbone.embedding_dim(), "the backbone being trained");
+  return embedding.view({b, m, -1});
+}
+
+// smooth_adv: x' within adv_eps of x maximising the squared distance between the smoothed
+// embedding (mean over m noisy copies, fresh noise each PGD step) and the clean one.
+at::Tensor smoothed_adversarial(Backbone& backbone, const at::Tensor& images, const TrainConfig& config,
+                                const Noise& noise, std::uint64_t noise_seed, std::int64_t step,
+                                const torch::Device& device) {
+  backbone.set_training(false);  // batch statistics stay those of real batches
+  at::Tensor clean;
+  {
+    torch::NoGradGuard no_grad;
+    clean = backbone.forward(images.to(device)).detach();
+  }
+  PgdSettings settings;
+  settings.epsilons = {config.adv_eps};
+  settings.steps = config.adv_steps;
+  settings.step_fraction = 2.5 / static_cast<double>(config.adv_steps);  // Madry et al.'s 2.5 eps / steps
+  settings.seed = Hasher(noise_seed).text("smooth_adv").u64(static_cast<std::uint64_t>(step)).digest();
+  const auto ids = torch::arange(images.size(0), torch::kLong);
+  std::int64_t evaluation = 1;  // draws 0.. belong to the training step itself
+  auto adversarial = pgd_l2(images, ids, settings, [&](const at::Tensor& x) {
+    const auto mean = noisy_embeddings(backbone, x, config, noise, noise_seed, step, evaluation++ * x.size(0) * config.draws,
+                                       device)
+                          .mean(1);
+    return (mean - clean).pow(2).sum(1);
+  });
+  backbone.set_training(true);
+  return adversarial.front().detach();
+}
+
+}  // namespace
+
+void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config, const Noise& noise,
+                    std::uint64_t seed, const TrainProgress& progress, const TrainCheckpoint* resume,
+                    const CheckpointSink& checkpoint) {
   if (config.epochs == 0) return;
   const auto labels_cpu = train.labels.to(torch::kCPU).contiguous();
   std::map<std::int64_t, std::vector<std::int64_t>> by_class;
@@ -127,6 +199,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
   for (const auto& [label, rows] : by_class) class_ids.push_back(label);
 
   at::Generator generator = at::detail::createCPUGenerator(seed);
+  const std::uint64_t noise_seed = Hasher(seed).text("training noise").digest();
   auto beta = torch::full({1}, config.beta0, torch::TensorOptions().dtype(torch::kFloat).requires_grad(true));
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(backbone.trainable_parameters(),
@@ -155,6 +228,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
   std::int64_t seen = first_epoch * batches_per_epoch * classes_per_batch * per_class;
   for (std::int64_t epoch = first_epoch; epoch < config.epochs; ++epoch) {
     for (std::int64_t step = 0; step < batches_per_epoch; ++step) {
+      const std::int64_t global_step = epoch * batches_per_epoch + step;  // keys the noise: resume-proof
       // Class-balanced batch: classes without replacement, images with replacement.
       auto class_order = torch::randperm(static_cast<std::int64_t>(class_ids.size()), generator);
       std::vector<std::int64_t> rows;
@@ -168,31 +242,31 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       auto images = as_pixels(train.images.index_select(0, index));
       if (config.augment) images = random_resized_crop_flip(images, generator);
       auto labels = labels_cpu.index_select(0, index).to(device);
-      if (config.noise_sigma > 0)
-        images = images + config.noise_sigma * at::normal(0.0, 1.0, images.sizes(), generator);
-      auto embedding = backbone.forward(images.to(device));
-      check_embedding_shape(embedding, images.size(0), backbone.embedding_dim(), "the backbone being trained");
+      if (config.objective == TrainObjective::SmoothAdv) {
+        // The first adv_fraction of the batch (classes are shuffled) is replaced by its attack.
+        const auto attacked = static_cast<std::int64_t>(std::ceil(config.adv_fraction * static_cast<double>(images.size(0))));
+        if (attacked > 0) {
+          auto head = images.slice(0, 0, attacked);
+          images = torch::cat({smoothed_adversarial(backbone, head, config, noise, noise_seed, global_step, device).to(images.device()),
+                               images.slice(0, attacked)});
+        }
+      }
+      const auto noisy = noisy_embeddings(backbone, images, config, noise, noise_seed, global_step, 0, device);
       // Stop before a non-finite step spoils the weights: the last checkpoint stays good.
-      if (!embedding.isfinite().all().item<bool>())
+      if (!noisy.isfinite().all().item<bool>())
         throw Error(fmt::format("training diverged in epoch {}, step {}: the backbone returned non-finite embeddings; "
                                 "lower backbone.train.lr or check its forward pass (the last epoch's checkpoint is kept)",
                                 epoch + 1, step + 1));
-      const std::int64_t b = embedding.size(0), k = embedding.size(1);
-      auto distance = (2.0 - 2.0 * embedding.matmul(embedding.t())).clamp_min(1e-8).sqrt();
-      auto same = labels.unsqueeze(0) == labels.unsqueeze(1);
-      auto eye = torch::eye(b, torch::TensorOptions().dtype(torch::kBool).device(device));
-      auto positive_mask = same & ~eye;
-      auto negative_mask = ~same;
-      auto pairs = positive_mask.nonzero();  // [P, 2] (anchor, positive)
-      auto negatives = sample_negatives(distance.cpu(), negative_mask.cpu(), k, generator).to(device);
-      auto anchors = pairs.select(1, 0);
-      auto d_ap = distance.index({anchors, pairs.select(1, 1)});
-      auto d_an = distance.index({anchors, negatives.index_select(0, anchors)});
-      auto beta_d = beta.to(device);
-      auto loss_pos = torch::relu(d_ap - beta_d + config.margin);
-      auto loss_neg = torch::relu(beta_d - d_an + config.margin);
-      auto active = ((loss_pos > 0).sum() + (loss_neg > 0).sum()).clamp_min(1).to(torch::kFloat);
-      auto loss = (loss_pos.sum() + loss_neg.sum()) / active;
+      // The margin loss of each draw's embeddings, averaged over the draws.
+      auto loss = margin_loss(noisy.select(1, 0), labels, beta, config.margin, generator);
+      for (std::int64_t j = 1; j < config.draws; ++j)
+        loss = loss + margin_loss(noisy.select(1, j), labels, beta, config.margin, generator);
+      loss = loss / static_cast<double>(config.draws);
+      if (config.objective == TrainObjective::Consistency) loss = loss + config.weight * consistency_loss(noisy);
+      if (config.objective == TrainObjective::CertifiedMargin) {
+        const auto clean = backbone.forward(images.to(device));
+        loss = loss + config.weight * certified_margin_loss(noisy, clean, labels, config.target, config.hard);
+      }
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value))
         throw Error(fmt::format("training diverged in epoch {}, step {}: the loss is {}; lower backbone.train.lr "
@@ -201,7 +275,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       optimiser.zero_grad();
       loss.backward();
       optimiser.step();
-      seen += b;
+      seen += images.size(0);
       if (progress) progress(seen, total, loss_value);
     }
     // Multistep schedule (the paper: x0.3 after epochs 30, 55, 75) on the backbone's group.

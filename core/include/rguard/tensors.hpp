@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "rguard/data.hpp"
 #include "rguard/hash.hpp"
@@ -27,6 +28,15 @@ void check_embedding_shape(const at::Tensor& embedding, std::int64_t rows, std::
 // describe_row(i) puts it ("clean image 12").
 void check_embedding_rows(const float* rows, std::int64_t count, std::int64_t dim, const std::string& who,
                           const std::function<std::string(std::int64_t)>& describe_row);
+
+class Noise;
+
+// Noise from the pipeline's noise plugin for a batch shaped like `like` ([B, C, H, W]): row
+// r is sample samples[r] of the stream (seed, ids[r]), times `scale`; on like's device.
+// Every noisy image rguard makes (certification, training, attacks) comes from the plugin,
+// so a non-Gaussian noise plugin is never silently replaced by Gaussian noise.
+at::Tensor noise_like(const Noise& noise, std::uint64_t seed, const at::Tensor& like, const std::vector<std::int64_t>& ids,
+                      const std::vector<std::int64_t>& samples, double scale = 1.0);
 
 // Adds dtype, shape and bytes of a (CPU-copied, contiguous) tensor to the hash.
 void hash_tensor(Hasher& hasher, const at::Tensor& tensor);

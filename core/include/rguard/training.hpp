@@ -1,6 +1,8 @@
 // Metric-learning training of a backbone (shared by every trainable backbone plugin):
 // margin loss with distance-weighted sampling (Wu et al. 2017, the RetrievalGuard setup)
-// and Gaussian noise augmentation at the training sigma.
+// on noisy images, and objectives for the smoothed embedding: consistency, certified
+// margin, adversarial training of the smoothed model (docs/training.md). Training noise is
+// the pipeline's noise plugin scaled to train.noise_sigma.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +18,11 @@
 namespace rguard {
 
 class Backbone;
+class Noise;
 struct ImageSet;
+
+// What the smoothed-embedding objectives add to the margin loss (docs/training.md).
+enum class TrainObjective { Noise, Consistency, CertifiedMargin, SmoothAdv };
 
 struct TrainConfig {
   std::int64_t epochs = 0;
@@ -31,6 +37,14 @@ struct TrainConfig {
   std::vector<std::int64_t> lr_milestones;  // epochs after which lr *= lr_gamma
   double lr_gamma = 1;
   bool augment = false;  // random resized crop and flip of each training image
+  TrainObjective objective = TrainObjective::Noise;
+  std::int64_t draws = 1;   // noise draws per image (m)
+  double weight = 0;        // lambda of consistency and certified margin
+  double target = 0;        // certified margin: the pair radius over sigma it asks for
+  std::int64_t hard = 0;    // certified margin: negatives per anchor
+  double adv_eps = 0;       // smooth_adv: l2 budget
+  std::int64_t adv_steps = 0;
+  double adv_fraction = 0;  // smooth_adv: share of each batch attacked
 };
 
 // The "train.*" parameters every trainable backbone appends to its schema.
@@ -58,8 +72,10 @@ using CheckpointSink = std::function<void(const TrainCheckpoint&)>;
 
 // Trains for config.epochs, or for the epochs `resume` has not done yet (the backbone
 // then already holds the checkpoint's weights); calls `checkpoint` after every epoch.
-// Resuming gives the same weights as an uninterrupted run.
-void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config,
+// Training noise is `noise`'s (its samples scaled by train.noise_sigma / its sigma), keyed
+// by (step, row, draw) from `seed`, so resuming gives the same weights as an uninterrupted
+// run.
+void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig& config, const Noise& noise,
                     std::uint64_t seed, const TrainProgress& progress, const TrainCheckpoint* resume = nullptr,
                     const CheckpointSink& checkpoint = {});
 
