@@ -65,6 +65,7 @@ bool try_restore_backbone(Session& s, Model& m) {
     m.weights_hash = hash_weights(*m.backbone);
     if (entry->attribute_string("/", "weights_hash") != m.weights_hash)
       throw Error(fmt::format("{}: weights do not match their recorded hash", entry->path()));
+    m.train_seconds = entry->attribute_double("/", "train_seconds");
     return true;
   } catch (const Error& e) {
     if (s.log) *s.log << "warning: " << e.what() << "; retraining\n";
@@ -110,6 +111,7 @@ void prepare_backbone(Session& s, Model& m) {
         const auto optimiser = entry->read<std::uint8_t>("/optimiser");
         c.optimiser.assign(optimiser.begin(), optimiser.end());
         c.generator = entry->read<std::uint8_t>("/generator");
+        m.train_seconds = entry->attribute_double("/", "train_seconds");  // before the kill
         if (c.epochs_done < config.epochs) resume = std::move(c);
       } catch (const Error& e) {
         if (s.log) *s.log << "warning: " << e.what() << "; training from the start\n";
@@ -119,6 +121,8 @@ void prepare_backbone(Session& s, Model& m) {
         backbone.to(s.device);
       }
     }
+  if (!resume) m.train_seconds = 0;
+  const auto training = Clock::now();
   Progress progress(s.log ? *s.log : std::cerr, "train", "images", 1, s.log != nullptr);
   train_backbone(
       backbone, m.data->data.train, config, *m.noise, derive_seed(m.spec->seed, "backbone/train"),
@@ -136,16 +140,19 @@ void prepare_backbone(Session& s, Model& m) {
             file.write("/generator", c.generator);
             file.set_attribute("/", "epochs_done", c.epochs_done);
             file.set_attribute("/", "beta", c.beta);
+            file.set_attribute("/", "train_seconds", m.train_seconds + seconds_since(training));
           });
         });
       });
   progress.finish();
+  m.train_seconds += seconds_since(training);
   backbone.set_training(false);
   m.weights_hash = hash_weights(backbone);
   outside_plugin([&] {
     s.cache.publish(kBackboneStage, m.key, [&](H5File& file) {
       store_weights(file, backbone);
       file.set_attribute("/", "weights_hash", m.weights_hash);
+      file.set_attribute("/", "train_seconds", m.train_seconds);
     });
   });
   s.report({m.spec->point, "backbone", resume ? "resumed" : "computed", seconds_since(start), m.key,

@@ -170,6 +170,7 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
       const std::string& measure = row[m_measure];
       const std::int64_t k = row[m_k].empty() ? 0 : static_cast<std::int64_t>(number(row[m_k], metrics));
       if (measure == "recall" && k == 1) it->second.base_recall = number(row[m_value], metrics);
+      if (measure == "train_seconds") it->second.train_seconds = number(row[m_value], metrics);
       if (measure == "certified_recall" && k == 1) it->second.metric_radii.push_back(number(row[m_radius], metrics));
       if (measure == "certified_recall") it->second.metric_ks.insert(k);
       if (measure == "robust_recall" && row[m_model] == "smoothed")

@@ -25,6 +25,7 @@ struct Series {
   std::vector<double> rhos;                               // per query
   double smoothed_recall = 0, abstain_rate = 0, acr = 0;
   std::optional<double> base_recall;  // Recall@1 of the clean base model, if measured
+  std::optional<double> train_seconds;  // how long its backbone trained
   std::vector<double> metric_radii;   // radii of certified_recall metrics
   std::set<std::int64_t> metric_ks;   // their K values (Recall@K views show these, else every K kept)
   double cap = 0;                     // largest radius of the mean-based bounds at (sigma, median rho)

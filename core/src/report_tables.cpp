@@ -15,7 +15,7 @@ namespace {
 void mark_best(Table& t) {
   t.best.assign(t.values.size(), std::vector<bool>(t.columns.size(), false));
   for (std::size_t c = t.settings; c < t.columns.size(); ++c) {
-    const bool lower = t.columns[c] == "abstain";
+    const bool lower = t.columns[c] == "abstain" || t.columns[c] == "train s";
     double best = lower ? INFINITY : -INFINITY, worst = -best;
     for (const auto& row : t.values)
       if (!std::isnan(row[c])) {
@@ -37,6 +37,7 @@ std::string cell(const Table& t, std::size_t i, std::size_t c) {
   const double v = t.values[i][c];
   if (std::isnan(v)) return "–";
   if (c < t.settings) return fmt::format("{}", v);
+  if (t.columns[c] == "train s") return fmt::format("{:.1f}", v);
   return t.columns[c] == "ACR" ? fmt::format("{:.4f}", v) : fmt::format("{:.3f}", v);
 }
 
@@ -65,12 +66,15 @@ Table recall_table(const std::vector<Series>& series, const std::vector<double>&
   for (const auto& c : radius_columns(radii, "R@1")) t.columns.push_back(c);
   t.columns.push_back("abstain");
   t.columns.push_back("ACR");
+  const bool trained = std::any_of(series.begin(), series.end(), [](const Series& s) { return s.train_seconds.value_or(0) > 0; });
+  if (trained) t.columns.push_back("train s");
   for (const auto& s : series) {
     t.labels.push_back(s.label);
     std::vector<double> row{s.sigma, static_cast<double>(s.n), s.base_recall.value_or(NAN), s.smoothed_recall};
     for (double r : radii) row.push_back(certified_fraction(s.radius, r));
     row.push_back(s.abstain_rate);
     row.push_back(s.acr);
+    if (trained) row.push_back(s.train_seconds.value_or(NAN));
     t.values.push_back(std::move(row));
   }
   mark_best(t);

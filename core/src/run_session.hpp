@@ -82,6 +82,7 @@ struct Model {
   LoadedData* data = nullptr;
   std::string key, weights_hash, embedding_key;
   std::int64_t dim = 0;
+  double train_seconds = 0;  // how long training took (kept with the weights, resumes included)
   std::vector<float> gallery_embedding, query_embedding;
   std::vector<double> gallery_unit;  // unit_rows(gallery_embedding), for the certifiers
   GalleryView gallery() const {
