@@ -3,21 +3,23 @@
 # (docs/performance.md, "Certificate D"). On the quickstart pipeline (its model, n, queries):
 #   mean-only  certifier.selection = 0: A, B, C at the full alpha (what rguard certified before D)
 #   D          the default: max(A, B, C, D), level sets of the margin, every 2nd sample counted
-#   D, every   level_every = 1: every sample counted
+#   D every=1  level_every = 1: every sample counted
 #   pairs      level sets of single pairs, the 32 / 256 negatives most at risk (the others keep R_B)
 # then pipelines/sigma_ablation.yaml with and without D. The variants alternate and are run
 # twice; samples/s is the median of the two (noisy images through the backbone per second,
-# selection samples included). Usage: bench/certificate_d.sh [--quick]  (--quick: quickstart only)
+# selection samples included); a run during which another process used a core is repeated.
+# Usage: bench/certificate_d.sh [--quick]  (--quick: quickstart only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=build/bench-d
 mkdir -p "$work"
 python=/usr/bin/python3
 bash bench/machine.sh
+source bench/idle.sh
 variants=(
   "mean-only|--set certifier.selection=0"
   "D|"
-  "D, every|--set certifier.level_every=1"
+  "D every=1|--set certifier.level_every=1"
   "pairs M=32|--set certifier.level_statistic=pairs --set certifier.candidates=32"
   "pairs M=256|--set certifier.level_statistic=pairs --set certifier.candidates=256"
 )
@@ -25,7 +27,7 @@ run() {  # spec, name, extra args -> runs it with its own output folder, samples
   local spec=$1 name=$2
   shift 2
   # shellcheck disable=SC2086
-  ./build/rguard run "$spec" --set "output=$work/$name" --set "cache=$work/cache" --force samples -q $@ >/dev/null
+  on_idle ./build/rguard run "$spec" --set "output=$work/$name" --set "cache=$work/cache" --force samples -q $@ >/dev/null
 }
 for repeat in 1 2; do
   for v in "${variants[@]}"; do

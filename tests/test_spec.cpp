@@ -126,7 +126,7 @@ TEST_CASE("wrong types name what was expected and what was got") {
   CHECK(contains(message, "backbone.channels"));
   CHECK(contains(message, "expected list of int"));
   message = error_of(replace(kBase, "n: 100", "n: '100'"));
-  CHECK(contains(message, "got '100'"));  // quoted: a string, not a number
+  CHECK(contains(message, "got the quoted string '100' (remove the quotes"));  // a string, not a number
   CHECK(resolve(replace(kBase, "n: 100", "n: 1e3")).certifier.params.get_int("n") == 1000);
 }
 

@@ -55,8 +55,7 @@ PointResult collect_point(Session& s, Point& p) {
   eval.attacks = &point.attacks;
   eval.sigma = point.sigma;
   eval.alpha = point.alpha;
-  // How long the point's backbone trained (0 for a model used as loaded): the core's own value.
-  point.metrics.push_back({.name = "train_seconds", .value = m.train_seconds, .measure = "train_seconds"});
+  point.train_seconds = m.train_seconds;
   for (std::size_t i = 0; i < p.metrics.size(); ++i)
     with_context([&] { return plugin_failure(*p.spec, p.spec->metrics[i], "while computing"); }, [&] {
       for (auto& value : p.metrics[i]->compute(eval)) point.metrics.push_back(std::move(value));

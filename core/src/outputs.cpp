@@ -100,7 +100,10 @@ nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result, con
     for (const auto& s : p.metrics) add(s);
     nlohmann::json assignment = nlohmann::json::object();
     for (const auto& [key, value] : point.assignment) assignment[key] = value;
-    points.push_back({{"name", point.name}, {"sweep", assignment}, {"seed", p.seed}, {"plugins", plugins}});
+    nlohmann::json record = {{"name", point.name}, {"sweep", assignment}, {"seed", p.seed}, {"plugins", plugins}};
+    for (const auto& done : result.points)
+      if (done.name == point.name) record["train_seconds"] = done.train_seconds;
+    points.push_back(std::move(record));
   }
   const PipelineSpec& first = spec.points.front().spec;
   unsigned hdf5_major = 0, hdf5_minor = 0, hdf5_release = 0;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 
 #include "rguard/csv.hpp"
 #include "rguard/error.hpp"
@@ -48,7 +49,8 @@ double number(const std::string& text, const fs::path& path) {
 
 // The files a report reads must be those the run wrote: manifest.json records each one's
 // size and content hash. A file edited, cut or replaced since is refused, not reported.
-void check_run_files(const fs::path& run, const std::vector<std::string>& names) {
+// Returns the manifest.
+nlohmann::json check_run_files(const fs::path& run, const std::vector<std::string>& names) {
   const fs::path manifest = run / "manifest.json";
   std::error_code ec;
   // Only regular files are read: a FIFO would block, a device never end.
@@ -93,6 +95,52 @@ void check_run_files(const fs::path& run, const std::vector<std::string>& names)
                               files[name].value("hash", "?"),
                               present ? fmt::format("{} bytes, hash {}", bytes, hash.value_or("?")) : "nothing"));
   }
+  return json;
+}
+
+// "noise.sigma=0.5,backbone.train.objective=noise" -> its key=value items (a value may hold
+// commas inside brackets or braces, as YAML flow lists do).
+std::vector<std::pair<std::string, std::string>> point_items(const std::string& point) {
+  std::vector<std::pair<std::string, std::string>> items;
+  std::string current;
+  int depth = 0;
+  auto flush = [&] {
+    const std::size_t eq = current.find('=');
+    items.emplace_back(current.substr(0, eq), eq == std::string::npos ? "" : current.substr(eq + 1));
+    current.clear();
+  };
+  for (char c : point) {
+    depth += (c == '[' || c == '{') - (c == ']' || c == '}');
+    if (c == ',' && depth == 0) {
+      flush();
+      continue;
+    }
+    current += c;
+  }
+  flush();
+  return items;
+}
+
+// Legends and tables name a point by its values under the last part of each key
+// ("sigma=0.5, objective=noise"), or under the full key where two keys of the run end alike.
+std::map<std::string, std::string> display_names(const std::vector<std::string>& points) {
+  auto tail = [](const std::string& key) { return key.substr(key.rfind('.') + 1); };
+  std::map<std::string, std::set<std::string>> keys_by_tail;
+  for (const auto& point : points)
+    for (const auto& item : point_items(point)) keys_by_tail[tail(item.first)].insert(item.first);
+  std::map<std::string, std::string> names;
+  for (const auto& point : points) {
+    std::string name;
+    for (const auto& [key, value] : point_items(point)) {
+      if (value.empty()) {  // "main", or a name that is not key=value
+        name = point;
+        break;
+      }
+      name += fmt::format("{}{}={}", name.empty() ? "" : ", ", keys_by_tail[tail(key)].size() > 1 ? key : tail(key), value);
+    }
+    names[point] = name;
+  }
+  return names;
 }
 
 }  // namespace
@@ -110,7 +158,7 @@ double certified_fraction(const std::vector<double>& radius, double r) {
 }
 
 std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
-  check_run_files(run, {"certificates.csv", "metrics.csv"});
+  const nlohmann::json manifest = check_run_files(run, {"certificates.csv", "metrics.csv"});
   const fs::path certificates = run / "certificates.csv", metrics = run / "metrics.csv";
   const auto rows = read_csv(certificates);
   const auto& h = rows.front();
@@ -138,7 +186,7 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
     Series& s = it->second;
     if (fresh) {
       order.push_back(r[c_point]);
-      s.label = prefix_run_name ? fmt::format("{}: {}", run.filename().string(), r[c_point]) : r[c_point];
+      s.point = r[c_point];
       s.sigma = number(r[c_sigma], certificates);
       s.n = static_cast<std::int64_t>(number(r[c_n], certificates));
     }
@@ -170,16 +218,23 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
       const std::string& measure = row[m_measure];
       const std::int64_t k = row[m_k].empty() ? 0 : static_cast<std::int64_t>(number(row[m_k], metrics));
       if (measure == "recall" && k == 1) it->second.base_recall = number(row[m_value], metrics);
-      if (measure == "train_seconds") it->second.train_seconds = number(row[m_value], metrics);
       if (measure == "certified_recall" && k == 1) it->second.metric_radii.push_back(number(row[m_radius], metrics));
       if (measure == "certified_recall") it->second.metric_ks.insert(k);
       if (measure == "robust_recall" && row[m_model] == "smoothed")
         it->second.empirical[row[m_attack]][number(row[m_radius], metrics)] = number(row[m_value], metrics);
     }
   }
+  // Training time is a record of the machine, kept in the manifest (outputs stay byte-identical).
+  if (manifest.contains("points") && manifest["points"].is_array())
+    for (const auto& point : manifest["points"])
+      if (point.is_object() && point.value("train_seconds", nlohmann::json()).is_number())
+        if (auto it = by_point.find(point.value("name", std::string())); it != by_point.end())
+          it->second.train_seconds = point["train_seconds"].get<double>();
   std::vector<Series> out;
+  const auto names = display_names(order);
   for (const auto& name : order) {
     Series s = by_point[name];
+    s.label = prefix_run_name ? fmt::format("{}: {}", run.filename().string(), names.at(name)) : names.at(name);
     const double count = static_cast<double>(s.radius.size());
     s.smoothed_recall = static_cast<double>(correct[name]) / count;
     s.abstain_rate = static_cast<double>(abstained[name]) / count;

@@ -15,7 +15,8 @@ namespace rguard::report {
 
 // One sweep point of one run.
 struct Series {
-  std::string label;
+  std::string point;  // the sweep point's name in the run's files
+  std::string label;  // how legends and tables name it: by its values ("sigma=0.5, objective=noise")
   double sigma = 0, rho = 0;  // rho: the median over queries
   std::int64_t n = 0;
   // Per query, the radius credited to it: 0 unless certified (and, for Recall@1, correct).

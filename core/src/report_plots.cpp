@@ -60,13 +60,24 @@ bool draw(const fs::path& out, const std::string& stem, const std::string& title
   const fs::path dat = out / (stem + ".dat"), gp = out / (stem + ".gp"), log = out / (stem + ".log");
   write_text(dat, data);
   const int width = 960 + 360 * static_cast<int>(panels.size() - 1);
+  // Long legends go below the plot, in as many columns as fit, so they never squeeze it.
+  std::size_t longest = 0, curves = 0;
+  for (const auto& panel : panels) {
+    curves = std::max(curves, panel.curves.size());
+    for (const auto& curve : panel.curves) longest = std::max(longest, curve.title.size());
+  }
+  const bool below = longest > 28;
+  const int per_row = std::max(1, width / static_cast<int>(8 * longest + 80));
+  const int height = 560 + (below ? 24 * static_cast<int>((curves + per_row - 1) / per_row) : 0);
   std::string script;
   for (const bool png : {true, false}) {
-    script += fmt::format("set terminal {} size {},560 font 'DejaVu Sans,12'\nset output {}\n",
-                          png ? "pngcairo" : "svg dynamic", width, quoted((out / (stem + (png ? ".png" : ".svg"))).string()));
+    script += fmt::format("set terminal {} size {},{} font 'DejaVu Sans,12'\nset output {}\n",
+                          png ? "pngcairo" : "svg dynamic", width, height,
+                          quoted((out / (stem + (png ? ".png" : ".svg"))).string()));
     script += fmt::format("set multiplot layout 1,{} title {} noenhanced\n", panels.size(), quoted(title));
     script += fmt::format("set xlabel {} noenhanced\nset ylabel 'fraction of queries' noenhanced\n", quoted(xlabel));
-    script += "set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key outside right top noenhanced\n";
+    script += fmt::format("set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key {} noenhanced\n",
+                          below ? "below" : "outside right top");
     std::size_t block = 0;
     for (const auto& panel : panels) {
       script += fmt::format("set title {} noenhanced\nplot ", quoted(panel.title));

@@ -248,7 +248,8 @@ ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::str
     if (s.name != first.name || s.output_root != first.output_root || s.cache_root != first.cache_root ||
         s.threads != first.threads || s.device != first.device)
       throw Error(fmt::format("{}: sweep: name, output, cache, threads and device are settings of the whole run "
-                              "and cannot vary between points",
+                              "and cannot vary between points (a ',' in a --set value lists sweep values: to keep a comma in "
+                              "a path, quote the value, e.g. --set 'output=\"runs/a,b\"')",
                               file));
   }
   experiment.name = first.name;

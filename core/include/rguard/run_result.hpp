@@ -34,6 +34,9 @@ struct PointResult {
   std::vector<double> seconds;                    // sampling time per query
   std::vector<AttackOutcome> attacks;             // per attack and eps
   std::vector<MetricValue> metrics;
+  // Wall time its backbone trained (0 for a model used as loaded). A record of this machine,
+  // like the stage times: kept in manifest.json, never in the byte-identical outputs.
+  double train_seconds = 0;
 };
 
 struct RunResult {
