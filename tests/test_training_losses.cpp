@@ -68,9 +68,14 @@ TEST_CASE("certified margin loss: the hinge on Phi^-1((1 + pair margin)/2) of th
     CHECK(rguard::certified_margin_loss(noisy, clean, labels, target, 1).item<double>() ==
           doctest::Approx(expected).epsilon(1e-9));
   }
-  // With a target no pair reaches, every term is active: gradients in both arguments.
+  // With a target no pair reaches, every term is active: the gradient in the noisy draws.
   check_gradient([&](const at::Tensor& x) { return rguard::certified_margin_loss(x, clean, labels, 3.0, 1); }, noisy);
-  check_gradient([&](const at::Tensor& x) { return rguard::certified_margin_loss(noisy, x, labels, 3.0, 1); }, clean);
+  // None reaches the clean embeddings: the gallery side is held fixed.
+  const auto fixed = clean.clone().set_requires_grad(true);
+  CHECK_FALSE(rguard::certified_margin_loss(noisy, fixed, labels, 3.0, 1).requires_grad());
+  const auto both = rguard::certified_margin_loss(noisy.clone().set_requires_grad(true), fixed, labels, 3.0, 1);
+  CHECK(both.requires_grad());
+  CHECK(torch::autograd::grad({both}, {fixed}, {}, {}, false, true)[0].defined() == false);
   // A target every pair exceeds gives 0.
   CHECK(rguard::certified_margin_loss(noisy, clean, labels, 0.0, 1).item<double>() == 0.0);
 }

@@ -8,9 +8,10 @@ namespace rguard::run {
 
 // Training draws its noise from the noise plugin scaled to train.noise_sigma: the plugin's
 // name and version are part of the key, its sigma is not (a model trained at 0.25 serves
-// a point certified at 0.5).
+// a point certified at 0.5). The leading tag changes with what training computes
+// (backbone/3: the certified-margin term holds the clean embeddings fixed).
 std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data) {
-  return Hasher().text("backbone/2").text(data.fingerprint).text(spec.backbone.canonical()).text(backbone.fingerprint())
+  return Hasher().text("backbone/3").text(data.fingerprint).text(spec.backbone.canonical()).text(backbone.fingerprint())
       .text(fmt::format("{}@{}", spec.noise.plugin, spec.noise.entry ? spec.noise.entry->version : "?"))
       .u64(spec.seed).text(s.device.str()).hex();
 }

@@ -53,8 +53,12 @@ at::Tensor consistency_loss(const at::Tensor& noisy) {
   return (1.0 - mean.pow(2).sum(1)).mean();
 }
 
-at::Tensor certified_margin_loss(const at::Tensor& noisy, const at::Tensor& clean, const at::Tensor& labels, double target,
-                                 std::int64_t hard) {
+at::Tensor certified_margin_loss(const at::Tensor& noisy, const at::Tensor& clean_embeddings, const at::Tensor& labels,
+                                 double target, std::int64_t hard) {
+  // The gallery side is held fixed, as certification holds the clean gallery fixed: with
+  // gradients through it, the hinge is met by moving clean embeddings (unconstrained by the
+  // margin loss on noisy copies) instead of the smoothed query (docs/training.md).
+  const auto clean = clean_embeddings.detach();
   const auto mean = noisy.mean(1);  // [B, k]
   const std::int64_t b = clean.size(0);
   const auto similarity = mean.matmul(clean.t()).detach();  // choices only: no gradient through argmax/top-k
