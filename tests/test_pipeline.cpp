@@ -782,14 +782,17 @@ TEST_CASE("training augmentation: random resized crop and flip keep shape and ra
 }
 
 TEST_CASE("training resumed from an epoch checkpoint ends with the weights of an uninterrupted run - every objective") {
-  for (const char* objective : {"noise", "consistency", "certified_margin", "smooth_adv"}) {
+  for (const std::string objective : {"noise", "consistency", "certified_margin", "smooth_adv", "certified_margin+"}) {
     INFO("objective ", objective);
-    const auto spec = resolve_pipeline_spec(parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml",
-                                            {"backbone.train.epochs=3", "backbone.train.augment=crop_flip",
-                                             "backbone.train.lr_milestones=[2]", std::string("backbone.train.objective=") + objective,
-                                             std::string("backbone.train.draws=") + (std::string(objective) == "noise" ? "1" : "2"),
-                                             "backbone.train.adv_steps=1"},
-                                            loader());
+    // "certified_margin+": with the consistency term added.
+    const bool combined = objective.back() == '+';
+    const auto spec = resolve_pipeline_spec(
+        parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml",
+        {"backbone.train.epochs=3", "backbone.train.augment=crop_flip", "backbone.train.lr_milestones=[2]",
+         "backbone.train.objective=" + (combined ? objective.substr(0, objective.size() - 1) : objective),
+         std::string("backbone.train.draws=") + (objective == "noise" ? "1" : "2"), "backbone.train.adv_steps=1",
+         std::string("backbone.train.consistency_weight=") + (combined ? "0.5" : "0")},
+        loader());
     const auto data = loader().create<Dataset>(spec.dataset)->load();
     const auto noise = loader().create<Noise>(spec.noise);
     auto fresh = [&] {

@@ -61,6 +61,10 @@ std::vector<ParamSpec> train_param_specs(const char* default_epochs) {
        .doc = "noisy copies of each image per step (m; the objectives need m >= 2, m x the cost)", .min = 1, .max = 64},
       {.name = "train.weight", .type = ParamType::Float, .default_value = "1",
        .doc = "lambda: weight of the consistency or certified-margin term", .min = 0},
+      {.name = "train.consistency_weight", .type = ParamType::Float, .default_value = "0",
+       .doc = "certified_margin or smooth_adv: plus this weight x the consistency term (the spread of the m noisy "
+              "embeddings); needs m >= 2",
+       .min = 0},
       {.name = "train.target", .type = ParamType::Float, .default_value = "1",
        .doc = "certified_margin: the pair radius over sigma, Phi^-1((1 + margin)/2), below which a pair is penalised",
        .min = 0, .max = 5},
@@ -96,6 +100,7 @@ TrainConfig parse_train_config(const Params& p) {
                                                   : TrainObjective::Noise;
   c.draws = p.get_int("train.draws");
   c.weight = p.get_float("train.weight");
+  c.consistency_weight = p.get_float("train.consistency_weight");
   c.target = p.get_float("train.target");
   c.hard = p.get_int("train.hard");
   c.adv_eps = p.get_float("train.adv_eps");
@@ -105,6 +110,13 @@ TrainConfig parse_train_config(const Params& p) {
     throw Error(fmt::format("train.draws: {} needs at least 2 noisy copies per image (its term compares them); set "
                             "train.draws: 4",
                             objective));
+  if (c.consistency_weight > 0 && (c.objective == TrainObjective::Noise || c.objective == TrainObjective::Consistency))
+    throw Error(fmt::format("train.consistency_weight: adds the consistency term to certified_margin or smooth_adv; "
+                            "with objective {} set train.objective: consistency and its weight with train.weight",
+                            objective));
+  if (c.consistency_weight > 0 && c.draws < 2)
+    throw Error("train.consistency_weight: the consistency term compares the noisy copies of each image; set "
+                "train.draws: 2 or more");
   if (c.objective != TrainObjective::Noise && c.noise_sigma <= 0)
     throw Error(fmt::format("train.noise_sigma: {} trains the smoothed embedding, which needs noise; set it (usually "
                             "${{noise.sigma}})",
@@ -263,6 +275,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
         loss = loss + margin_loss(noisy.select(1, j), labels, beta, config.margin, generator);
       loss = loss / static_cast<double>(config.draws);
       if (config.objective == TrainObjective::Consistency) loss = loss + config.weight * consistency_loss(noisy);
+      if (config.consistency_weight > 0) loss = loss + config.consistency_weight * consistency_loss(noisy);
       if (config.objective == TrainObjective::CertifiedMargin) {
         const auto clean = backbone.forward(images.to(device));
         loss = loss + config.weight * certified_margin_loss(noisy, clean, labels, config.target, config.hard);

@@ -40,6 +40,7 @@ struct TrainConfig {
   TrainObjective objective = TrainObjective::Noise;
   std::int64_t draws = 1;   // noise draws per image (m)
   double weight = 0;        // lambda of consistency and certified margin
+  double consistency_weight = 0;  // the consistency term added to certified margin or smooth_adv
   double target = 0;        // certified margin: the pair radius over sigma it asks for
   std::int64_t hard = 0;    // certified margin: negatives per anchor
   double adv_eps = 0;       // smooth_adv: l2 budget
