@@ -27,6 +27,13 @@ void mark_best(Table& t) {
   }
 }
 
+// The certified fraction at each radius of the list: one table row.
+std::vector<double> certified_fractions(const std::vector<double>& radius, const std::vector<double>& radii) {
+  std::vector<double> row;
+  for (double r : radii) row.push_back(certified_fraction(radius, r));
+  return row;
+}
+
 std::vector<std::string> radius_columns(const std::vector<double>& radii, const char* what) {
   std::vector<std::string> out;
   for (double r : radii) out.push_back(fmt::format("{} r={}", what, r));
@@ -71,7 +78,7 @@ Table recall_table(const std::vector<Series>& series, const std::vector<double>&
   for (const auto& s : series) {
     t.labels.push_back(s.label);
     std::vector<double> row{s.sigma, static_cast<double>(s.n), s.base_recall.value_or(NAN), s.smoothed_recall};
-    for (double r : radii) row.push_back(certified_fraction(s.radius, r));
+    for (double f : certified_fractions(s.radius, radii)) row.push_back(f);
     row.push_back(s.abstain_rate);
     row.push_back(s.acr);
     if (trained) row.push_back(s.train_seconds.value_or(NAN));
@@ -88,9 +95,7 @@ Table recall_at_k_table(const std::vector<Series>& series, const std::vector<dou
   for (const auto& s : series) {
     auto add = [&](std::int64_t k, const std::vector<double>& radius) {
       t.labels.push_back(fmt::format("{}, K={}", s.label, k));
-      std::vector<double> row;
-      for (double r : radii) row.push_back(certified_fraction(radius, r));
-      t.values.push_back(std::move(row));
+      t.values.push_back(certified_fractions(radius, radii));
     };
     add(1, s.radius);
     for (const auto& [k, radius] : s.recall_at) add(k, radius);
@@ -106,9 +111,7 @@ Table certificate_table(const std::vector<Series>& series, const std::vector<dou
   for (const auto& s : series) {
     auto add = [&](const std::string& name, const std::vector<double>& radius) {
       t.labels.push_back(fmt::format("{}: {}", s.label, name));
-      std::vector<double> row;
-      for (double r : radii) row.push_back(certified_fraction(radius, r));
-      t.values.push_back(std::move(row));
+      t.values.push_back(certified_fractions(radius, radii));
     };
     for (const auto& [name, radius] : s.by_certificate) add(name, radius);
     add("chosen", s.radius);
