@@ -335,6 +335,76 @@ TEST_CASE("rguard report writes tables with the best value marked plots and an i
   fs::remove_all(dir);
 }
 
+TEST_CASE("rguard report keeps run names as data in table.tex table.csv and the gnuplot scripts") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_report_names";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "cli.yaml") << kSpec;
+  auto quote = [](const std::string& word) {
+    std::string out = "'";
+    for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+  };
+  REQUIRE(rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string()).status == 0);
+  const std::vector<std::string> names{"\\immediate\\write18{touch pwned}", "=cmd|' -C calc'!A0", "@SUM(1)",
+                                       "-2+3", "b\n!touch pwned #", "c\"`touch pwned`\"^^5c~"};
+  std::string runs = quote((dir / "out" / "cli").string());
+  for (const auto& name : names) {
+    fs::copy(dir / "out" / "cli", dir / "out" / name, fs::copy_options::recursive);
+    runs += " " + quote((dir / "out" / name).string());
+  }
+  const fs::path report = dir / "o'ut\"\\";
+  auto out = rguard("report " + runs + " --out " + quote(report.string()));
+  INFO(out.text);
+  REQUIRE(out.status == 0);
+  CHECK(!contains(out.text, "gnuplot"));
+
+  const std::string tex = read(report / "table.tex");
+  CHECK(contains(tex, "\\textbackslash{}immediate\\textbackslash{}write18\\{touch pwned\\}: main &"));
+  CHECK(contains(tex, "c\"`touch pwned`\"\\textasciicircum{}\\textasciicircum{}5c\\textasciitilde{}: main &"));
+  CHECK(contains(tex, "=cmd\\textbar{}' -C calc'!A0: main &"));
+  CHECK(contains(tex, "b !touch pwned \\#: main &"));
+  CHECK(!contains(tex, "\\immediate"));
+
+  // A text cell a spreadsheet would take for a formula starts with a quote; numbers stay.
+  const std::string csv = read(report / "table.csv");
+  CHECK(contains(csv, "\n\"'=cmd|' -C calc'!A0: main\","));
+  CHECK(contains(csv, "\n\"'@SUM(1): main\","));
+  CHECK(contains(csv, "\n\"'-2+3: main\","));
+  CHECK(contains(csv, "\n\"b\n!touch pwned #: main\","));
+  CHECK(contains(csv, "\ncli: main,0.25,200,"));
+  for (const char* name : {"table.csv", "table_recall_at_k.csv", "table_certificates.csv"}) {
+    std::istringstream lines(read(report / name));
+    for (std::string line; std::getline(lines, line);)
+      CHECK_MESSAGE(line.find_first_of("=+-@") != 0, name << ": " << line);
+  }
+
+  // The script names only its own files; every name in it is octal-escaped text.
+  const std::string gp = read(report / "certified_recall.gp");
+  CHECK(contains(gp, "set output 'certified_recall.png'"));
+  CHECK(contains(gp, "plot 'certified_recall.dat' index 0 "));
+  CHECK(contains(gp, "title \"\\134immediate\\134write18\\173touch pwned\\175: main\""));
+  for (const char* code : {"!", "`", "@", "$", ";", "#", "o'ut", "rguard_test_report_names"})
+    CHECK_MESSAGE(!contains(gp, code), "certified_recall.gp holds " << code);
+  std::istringstream dat(read(report / "certified_recall.dat"));
+  for (std::string line; std::getline(dat, line);)
+    CHECK_MESSAGE((line.empty() || line[0] == '#' || (line[0] >= '0' && line[0] <= '9')), line);
+  CHECK(!fs::exists(dir / "pwned"));
+  CHECK(!fs::exists(report / "pwned"));
+
+  // A gnuplot that fails leaves a note naming its log, which is there.
+  fs::create_directories(dir / "bin");
+  std::ofstream(dir / "bin" / "gnuplot") << "#!/bin/sh\necho 'no luck' >&2\nexit 3\n";
+  fs::permissions(dir / "bin" / "gnuplot", fs::perms::owner_all);
+  out = shell("PATH=" + quote((dir / "bin").string()) + ":\"$PATH\" env -u RGUARD_PLUGIN_PATH " +
+              std::string(RGUARD_BINARY) + " report " + runs + " --out " + quote(report.string()));
+  CHECK(out.status == 0);
+  const std::string log = (report / "certified_recall.log").string();
+  CHECK(contains(out.text, "note: gnuplot failed (status 3) for certified_recall; see " + log + " (the tables"));
+  CHECK(read(log) == "no luck\n");
+  fs::remove_all(dir);
+}
+
 // ---- the paper pipelines at toy scale, on generated archives in the official layouts ----
 
 #include <stb_image_write.h>

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,6 +10,7 @@
 #include "report_data.hpp"
 #include "report_views.hpp"
 #include "rguard/error.hpp"
+#include "spawn.hpp"
 
 namespace rguard {
 
@@ -30,8 +30,6 @@ std::string html_escape(const std::string& text) {
   for (char c : text) out += c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '&' ? "&amp;" : std::string(1, c);
   return out;
 }
-
-bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
 
 // The output folder: created here, or refused with what is in the way.
 fs::path prepare_out(const ReportOptions& options) {
@@ -98,11 +96,11 @@ ReportResult write_report(const ReportOptions& options) {
   write_text(out / "table.tex", latex(tables[0]));
   result.files = {"table.md", "table.csv", "table_recall_at_k.csv", "table_certificates.csv", "table.tex"};
   std::vector<std::string> plots;
-  if (!have_gnuplot())
+  if (const fs::path gnuplot = find_program("gnuplot"); gnuplot.empty())
     result.notes.push_back("gnuplot is not installed, so no plots were drawn (install Debian's gnuplot-nox; "
                            "scripts/setup.sh does); the tables were written");
   else
-    plots = draw_plots(out, series, result.notes);
+    plots = draw_plots(gnuplot, out, series, result.notes);
   result.plotted = !plots.empty();
   result.files.insert(result.files.end(), plots.begin(), plots.end());
 

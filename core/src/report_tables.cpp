@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "report_views.hpp"
-#include "rguard/csv.hpp"
 
 namespace rguard::report {
 
@@ -48,13 +48,42 @@ std::string cell(const Table& t, std::size_t i, std::size_t c) {
   return t.columns[c] == "ACR" ? fmt::format("{:.4f}", v) : fmt::format("{:.3f}", v);
 }
 
+// Every character TeX gives a meaning is written as text, so that a name can never form a
+// command (a folder named \immediate\write18{...} runs it under -shell-escape; ^^5c is a
+// backslash too). A control character (a newline in a folder name) becomes a space.
 std::string latex_escape(const std::string& text) {
   std::string out;
-  for (char c : text) {
-    if (c == '_' || c == '&' || c == '%' || c == '#' || c == '$') out += '\\';
-    out += c;
+  for (const char c : text) {
+    switch (c) {
+      case '\\': out += "\\textbackslash{}"; break;
+      case '^': out += "\\textasciicircum{}"; break;
+      case '~': out += "\\textasciitilde{}"; break;
+      case '<': out += "\\textless{}"; break;
+      case '>': out += "\\textgreater{}"; break;
+      case '|': out += "\\textbar{}"; break;
+      case '{': case '}': case '#': case '$': case '%': case '&': case '_':
+        out += '\\';
+        out += c;
+        break;
+      default: out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? ' ' : c;
+    }
   }
   return out;
+}
+
+// A text cell of a CSV meant for spreadsheets. One that starts with = + - @ TAB or CR would
+// be read as a formula (a run named =cmd|'/C calc'!A0 runs a program in some); it gets a
+// leading ' and quotes (OWASP's advice). The numbers written next to it are ours and stay
+// numbers. The run's own CSVs keep csv_field: the report reads them back verbatim.
+std::string spreadsheet_cell(const std::string& text) {
+  const bool formula = !text.empty() && text.front() != '\0' && std::strchr("=+-@\t\r", text.front()) != nullptr;
+  if (!formula && text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string out = formula ? "\"'" : "\"";
+  for (const char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
 }
 
 std::string html_escape(const std::string& text) {
@@ -137,10 +166,10 @@ std::string markdown(const Table& t) {
 
 std::string csv(const Table& t) {
   std::string out = "point";
-  for (const auto& c : t.columns) out += "," + csv_field(c);
+  for (const auto& c : t.columns) out += "," + spreadsheet_cell(c);
   out += "\n";
   for (std::size_t i = 0; i < t.labels.size(); ++i) {
-    out += csv_field(t.labels[i]);
+    out += spreadsheet_cell(t.labels[i]);
     for (std::size_t c = 0; c < t.columns.size(); ++c)
       out += "," + (std::isnan(t.values[i][c]) ? "" : fmt::format("{}", t.values[i][c]));
     out += "\n";
@@ -151,7 +180,7 @@ std::string csv(const Table& t) {
     std::string names;
     for (std::size_t i = 0; i < t.labels.size(); ++i)
       if (t.best[i][c]) names += (names.empty() ? "" : "; ") + t.labels[i];
-    out += "," + csv_field(names);
+    out += "," + spreadsheet_cell(names);
   }
   return out + "\n";
 }
