@@ -15,6 +15,7 @@ packages=(
   time                          # GNU time: peak memory in bench/p3_memory.sh
   openmpi-bin                   # mpirun: the 2-rank test of docs/cluster.md (rguard itself does not link MPI)
   python3-torch python3-torchvision python3-h5py python3-numpy   # test fixtures (TorchScript, torchvision ResNet, h5py)
+  python3-scipy                 # tests/independent/recompute_radii.py: the independent recomputation of every radius
 )
 if [[ "${RGUARD_SETUP_EXTRA:-}" != "" ]]; then
   read -r -a extra <<<"$RGUARD_SETUP_EXTRA"; packages+=("${extra[@]}")

@@ -6,6 +6,7 @@
 #include "prelude.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -27,7 +28,7 @@ struct Case {
   std::vector<std::string> setup;
   std::string args;
   int exit = 2;
-  std::vector<std::string> expect, reject, allow;
+  std::vector<std::string> expect, reject, allow, absent;
   int timeout = 120;
   std::string spec;  // written to spec.yaml when non-empty
 };
@@ -60,6 +61,7 @@ Case parse_case(const fs::path& file) {
     else if (key == "expect") c.expect.push_back(value);
     else if (key == "reject") c.reject.push_back(value);
     else if (key == "allow") c.allow.push_back(value);
+    else if (key == "absent") c.absent.push_back(value);
     else if (key == "timeout") c.timeout = std::stoi(value);
     else FAIL(file.string() << ": unknown key '" << key << "'");
   }
@@ -104,8 +106,14 @@ int run_group(const std::string& group) {
   for (const auto& item : fs::directory_iterator(folder))
     if (item.path().extension() == ".case") files.push_back(item.path());
   std::sort(files.begin(), files.end());
+  // RGUARD_CASES=word runs only the cases whose file name contains it (while working on them).
+  const char* only = std::getenv("RGUARD_CASES");
   int count = 0;
   for (const auto& file : files) {
+    if (only && *only && file.filename().string().find(only) == std::string::npos) {
+      ++count;
+      continue;
+    }
     const Case c = parse_case(file);
     const fs::path work = fs::temp_directory_path() / ("rguard_bad_" + group + "_" + file.stem().string());
     fs::remove_all(work);
@@ -126,11 +134,21 @@ int run_group(const std::string& group) {
     CHECK(out.status == c.exit);
     for (const auto& part : c.expect) CHECK_MESSAGE(out.text.find(part) != std::string::npos, "expected: " << part);
     for (const auto& part : c.reject) CHECK_MESSAGE(out.text.find(part) == std::string::npos, "must not say: " << part);
+    const auto after = files_below(work);
+    for (const auto& path : c.absent) {
+      std::error_code ec;
+      CHECK_MESSAGE(!fs::exists(fs::symlink_status(path.front() == '/' ? fs::path(path) : work / path, ec)),
+                    "must not exist after the run: " << path);
+    }
     if (c.exit != 0) {
       // A refused run leaves nothing behind: no output folder, no cache entry, no temporary file.
-      for (const auto& path : files_below(work))
+      for (const auto& path : after)
         if (!before.count(path)) CHECK_MESSAGE(allowed(path, c.allow), "left behind: " << path);
     }
+    // No run, refused or not, removes a file it did not write (a replaced run folder keeps
+    // its file names; a damaged cache entry is moved aside, below an allowed prefix).
+    for (const auto& path : before)
+      if (!after.count(path)) CHECK_MESSAGE(allowed(path, c.allow), "removed: " << path);
     ++count;
     fs::remove_all(work);
   }

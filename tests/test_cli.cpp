@@ -89,7 +89,7 @@ TEST_CASE("rguard run show and a rerun from the command line") {
   const std::string h5 = (dir / "out" / "cli" / "certificates.h5").string();
   const std::string script =
       "import h5py; f = h5py.File('" + h5 + "', 'r'); p = f['points/main']; "
-      "assert p['mean_embedding'].shape == (8, 8); assert f['gallery/embedding'].shape[1] == 8; "
+      "assert p['mean_embedding'].shape == (8, 8); g = f['galleries'][p.attrs['gallery']]; assert g['embedding'].shape[1] == 8; "
       "assert len(p['radius_b']) == 8 and p['query_id'].dtype == 'int64'; "
       "print('sigma', p.attrs['sigma'], 'n', p.attrs['n'], 'rho', p.attrs['rho'])";
   FILE* pipe = ::popen(("/usr/bin/python3 -c \"" + script + "\" 2>&1").c_str(), "r");
@@ -231,6 +231,33 @@ TEST_CASE("killed with SIGKILL mid-certification a rerun resumes and ends with t
   CHECK(contains(ls.text, "samples"));
   CHECK(contains(ls.text, "resume"));
   CHECK(!contains(ls.text, "unused"));
+  fs::remove_all(dir);
+}
+
+// Stopped at any moment (SIGTERM at spread times through a run that reuses every stage,
+// so that many stops fall while the outputs are written and swapped in), a run leaves the
+// run folder in place: the last finished run, or the new one, never neither.
+TEST_CASE("SIGTERM at any time during a rerun leaves a finished run folder in place") {
+  const fs::path dir = resume_workspace("rguard_test_swap_kill");
+  std::ofstream(dir / "cli.yaml") << kSpec;
+  const std::string spec = (dir / "cli.yaml").string(), out = "output=" + (dir / "out").string();
+  REQUIRE(wait_for(spawn({"run", spec, "--set", out})) == 0);
+  const std::string reference = read(dir / "out" / "cli" / "certificates.csv");
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(wait_for(spawn({"run", spec, "--set", out})) == 0);
+  const auto rerun = std::chrono::steady_clock::now() - start;
+  for (int i = 1; i <= 12; ++i) {
+    const pid_t child = spawn({"run", spec, "--set", out});
+    std::this_thread::sleep_for(rerun * i / 12);
+    ::kill(child, SIGTERM);
+    wait_for(child);
+    INFO("stopped after " << i << "/12 of a rerun's time");
+    CHECK(fs::exists(dir / "out" / "cli" / "manifest.json"));
+    CHECK(read(dir / "out" / "cli" / "certificates.csv") == reference);
+  }
+  REQUIRE(wait_for(spawn({"run", spec, "--set", out})) == 0);
+  for (const auto& item : fs::directory_iterator(dir / "out"))  // dead runs' staging folders are gone
+    CHECK_MESSAGE(item.path().filename().string().find(".partial-") == std::string::npos, item.path().string());
   fs::remove_all(dir);
 }
 

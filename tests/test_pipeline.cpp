@@ -12,11 +12,16 @@
 #include <fstream>
 #include <sstream>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "rguard/concentration.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/training.hpp"
+#include "run_folder.hpp"
+#include "run_session.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include "rguard/certifier.hpp"
@@ -172,8 +177,9 @@ TEST_CASE("a tiny pipeline runs end to end and writes every output") {
   // it by an independent implementation.
   H5File h5 = H5File::open_read((ws.root / "out" / "tiny" / "certificates.h5").string());
   std::vector<std::uint64_t> gallery_shape, mean_shape;
-  const auto gallery = h5.read<float>("/gallery/embedding", &gallery_shape);
-  const auto labels = h5.read<std::int64_t>("/gallery/label");
+  const std::string gallery_group = "/galleries/" + h5.attribute_string("/points/main", "gallery");
+  const auto gallery = h5.read<float>(gallery_group + "/embedding", &gallery_shape);
+  const auto labels = h5.read<std::int64_t>(gallery_group + "/label");
   CHECK(gallery_shape == std::vector<std::uint64_t>{30, 8});
   const auto mean = h5.read<double>("/points/main/mean_embedding", &mean_shape);
   CHECK(mean_shape == std::vector<std::uint64_t>{20, 8});
@@ -515,6 +521,86 @@ TEST_CASE("a sweep shares a backbone across points - adding a point runs only th
   CHECK_THROWS_WITH_AS(run({}, "sample"), doctest::Contains("did you mean 'samples'"), Error);
 }
 
+// A sigma ablation trains one model per point (and one cross pair): each point's radii must
+// be recomputable from certificates.h5 against its own model's gallery.
+TEST_CASE("a sweep with a model per point: certificates.h5 keeps each model's gallery and every point recomputes") {
+  Workspace ws("sweep_models");
+  std::vector<std::string> all{"output=" + (ws.root / "out").string(), "cache=" + (ws.root / "cache").string(),
+                               "backbone.train.noise_sigma=${noise.sigma}", "noise.sigma=0.2,0.4"};
+  auto spec = resolve_experiment_spec(parse_yaml(kTiny, "tiny.yaml"), "tiny.yaml", all, loader());
+  const auto result = run_experiment(spec, loader(), RunOptions{});
+  REQUIRE(result.points.size() == 2);
+  REQUIRE(result.galleries.size() == 2);
+  CHECK(result.points[0].gallery != result.points[1].gallery);
+  const fs::path file = ws.root / "out" / "tiny" / "certificates.h5";
+  H5File h5 = H5File::open_read(file.string());
+  for (const auto& point : result.points) {
+    const std::string group = "/galleries/" + h5.attribute_string("/points/" + point.name, "gallery");
+    std::vector<std::uint64_t> shape;
+    CHECK(h5.read<float>(group + "/embedding", &shape).size() == 30 * 8);
+  }
+  const std::string report = recomputed_independently(file);
+  CHECK(report.find("point noise.sigma=0.2: 20 queries") != std::string::npos);
+  CHECK(report.find("point noise.sigma=0.4: 20 queries") != std::string::npos);
+}
+
+// n = 1 and alpha = 1e-300: rho is larger than any margin, radii are -inf; the independent
+// check must agree (scipy's ppf gives NaN outside [0, 1]). pool = every negative: its
+// evidence is all -1 (no pruning) and must be read so.
+TEST_CASE("extreme settings recompute independently: n = 1 with alpha = 1e-300, and a pool of every negative") {
+  Workspace ws("extreme");
+  ws.run({"certifier.n=1", "certifier.alpha=1e-300"});
+  CHECK(recomputed_independently(ws.root / "out" / "tiny" / "certificates.h5").find("20 queries") != std::string::npos);
+  // kTiny's gallery: 30 images of 3 classes, leave-one-out: 20 negatives per query.
+  ws.run({"certifier.pool=20"});
+  CHECK(recomputed_independently(ws.root / "out" / "tiny" / "certificates.h5").find("20 queries") != std::string::npos);
+}
+
+namespace {
+// A process id that no process has now (a child that has exited and been reaped).
+long dead_pid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  return child;
+}
+}  // namespace
+
+// What a swap stopped between its two renames leaves (file systems without
+// RENAME_EXCHANGE): no run folder, the last run moved aside, a staging folder. The next run
+// puts the last run back before its work, and removes only what rguard wrote.
+TEST_CASE("an interrupted output swap: the next run restores the last run and removes only rguard's leftovers") {
+  Workspace ws("swap");
+  ws.run();
+  const fs::path out = ws.root / "out", run_dir = out / "tiny";
+  const std::string before = ws.file("certificates.csv");
+  const long pid = dead_pid();
+  const fs::path old = run_folder::moved_aside(out, "tiny", pid);
+  fs::rename(run_dir, old);
+  const fs::path stale = out / fmt::format(".tiny.partial-{}-{}-abcdef", old.filename().string().substr(10, 8), pid);
+  const fs::path foreign = out / fmt::format(".tiny.partial-{}-{}-uvwxyz", old.filename().string().substr(10, 8), pid);
+  fs::create_directories(stale);
+  fs::create_directories(foreign);
+  std::ofstream(stale / "certificates.csv") << "half";
+  std::ofstream(foreign / "notes.txt") << "not rguard's";
+
+  run_folder::recover(out, "tiny");  // what a run does first, with the run's lock held
+  CHECK(fs::exists(run_dir / "manifest.json"));
+  CHECK(ws.file("certificates.csv") == before);
+  CHECK(!fs::exists(old));
+  CHECK(!fs::exists(stale));
+  CHECK(fs::exists(foreign / "notes.txt"));  // not what rguard writes there: left alone
+
+  // A folder of the user's under the moved-aside name is never taken for a run.
+  fs::create_directories(old);
+  std::ofstream(old / "mine.txt") << "x";
+  ws.run();
+  CHECK(fs::exists(old / "mine.txt"));
+  CHECK(ws.file("certificates.csv") == before);
+  CHECK(run_folder::not_replaceable(run_dir).empty());
+  CHECK(run_folder::not_replaceable(old).find("no manifest.json") != std::string::npos);
+}
+
 // ---- attacks and the soundness audit -------------------------------------------------------
 
 #include "rguard/adversarial.hpp"
@@ -713,6 +799,66 @@ TEST_CASE("torchscript backbone: the committed fixture gives Python's embeddings
   CHECK(status_of(run(), "backbone") == "reused");
   std::ofstream(copy, std::ios::app) << " ";  // same model, different bytes
   CHECK(status_of(run(), "backbone") == "computed");
+}
+
+namespace {
+// A value of the parameter's type other than `value`.
+ParamValue another_value(const ParamValue& value) {
+  return std::visit(
+      [](const auto& v) -> ParamValue {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>) return !v;
+        else if constexpr (std::is_same_v<T, std::string>) return v + "x";
+        else if constexpr (std::is_arithmetic_v<T>) return static_cast<T>(v + 1);
+        else {
+          T other = v;
+          other.push_back(other.empty() ? 1 : other.back() + 1);
+          return other;
+        }
+      },
+      value);
+}
+ParamValue value_of_type(ParamType type) {
+  switch (type) {
+    case ParamType::Bool: return false;
+    case ParamType::Int: return std::int64_t{3};
+    case ParamType::Float: return 0.5;
+    case ParamType::IntList: return std::vector<std::int64_t>{1, 12, 12};
+    case ParamType::FloatList: return std::vector<double>{0.5};
+    case ParamType::String:
+    case ParamType::Path: return std::string("a");
+  }
+  return false;
+}
+}  // namespace
+
+// The keys of the clean embeddings and the samples hash the weights and forward_identity():
+// a change of any parameter of any backbone plugin (train.* aside: they only shape the
+// weights) or of a file it names must change that identity. The schema is enumerated, so a
+// parameter a plugin adds later is covered too.
+TEST_CASE("cache keys: every backbone parameter but train.* changes the forward identity, and so the stage keys") {
+  const auto names = loader().names(PluginKind::Backbone);
+  REQUIRE(names.size() >= 3);
+  int checked = 0;
+  for (const auto& name : names) {
+    StageSpec stage;
+    stage.kind = PluginKind::Backbone;
+    stage.plugin = name;
+    stage.entry = loader().find(PluginKind::Backbone, name);
+    REQUIRE(stage.entry != nullptr);
+    for (const ParamSpec& spec : stage.entry->schema()) stage.params.set(spec.name, value_of_type(spec.type));
+    const std::string base = run::forward_identity(stage, "file-hash");
+    CHECK(run::forward_identity(stage, "other-file-hash") != base);
+    for (const ParamSpec& spec : stage.entry->schema()) {
+      StageSpec changed = stage;
+      changed.params.set(spec.name, another_value(stage.params.values().at(spec.name)));
+      const bool train = std::string_view(spec.name).rfind("train.", 0) == 0;
+      INFO("backbone ", name, ", parameter ", spec.name);
+      CHECK((run::forward_identity(changed, "file-hash") != base) == !train);
+      checked += !train;
+    }
+  }
+  CHECK(checked >= 10);
 }
 
 namespace {

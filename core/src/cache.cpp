@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -40,10 +41,31 @@ void fsync_folder(const std::string& path) {
 }
 }  // namespace
 
+namespace {
+// Lock files are opened without following links: a link planted at a lock's name would
+// otherwise have rguard create (or lock) a file wherever it points. Only regular files lock.
+int open_lock_file(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      throw Error(fmt::format("{}: is a symbolic link where rguard keeps a lock file; remove the link (rguard never "
+                              "follows one there) and run again",
+                              path));
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(fmt::format("{}: is not a regular file where rguard keeps a lock file; remove it and run again", path));
+  }
+  return fd;
+}
+}  // namespace
+
 CacheLock::CacheLock(const std::string& path) {
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  fd_ = open_lock_file(path, O_CREAT);
   if (fd_ < 0)
     throw Error(fmt::format("{}: cannot create the lock file: {} (is the cache folder writable? is the disk full?)", path,
                             std::strerror(errno)));
@@ -58,7 +80,7 @@ CacheLock::CacheLock(const std::string& path) {
 
 CacheLock CacheLock::try_lock(const std::string& path) {
   CacheLock lock;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  const int fd = open_lock_file(path, 0);
   if (fd < 0) return lock;
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
@@ -164,7 +186,21 @@ std::optional<H5File> Cache::open(const std::string& stage, const std::string& k
 
 namespace {
 
+// Creates an empty file that did not exist (no link followed); false when the name is
+// taken, in which case `created_before` (made by this process for the same attempt) is removed.
+bool create_new_file(const std::string& path, const std::string& created_before = "") {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;
+  }
+  if (errno != EEXIST) throw Error(fmt::format("{}: cannot create: {}", path, std::strerror(errno)));
+  if (!created_before.empty()) ::unlink(created_before.c_str());
+  return false;
+}
+
 void remove_temporaries(const std::string& temporary) {
+  if (temporary.empty()) return;
   std::error_code ec;
   fs::remove(temporary, ec);
   fs::remove(temporary + ".sum", ec);
@@ -176,9 +212,12 @@ void remove_temporaries(const std::string& temporary) {
 // that passes. Nothing temporary is left behind on failure.
 void publish_atomically(const std::string& file, const std::function<void(const std::string&)>& write) {
   static std::atomic<int> counter{0};
-  const std::string temporary = fmt::format("{}.tmp.{}.{}", file, ::getpid(), counter++);
+  std::string temporary;
   try {
     fs::create_directories(fs::path(file).parent_path());
+    // Both temporary names are created here, never opened through a link planted there.
+    do temporary = fmt::format("{}.tmp.{}.{}", file, ::getpid(), counter++);
+    while (!create_new_file(temporary) || !create_new_file(temporary + ".sum", temporary));
     write(temporary);
     fsync_file(temporary);
     fsync_file(temporary + ".sum");

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "rguard/error.hpp"
+#include "run_folder.hpp"
 
 namespace rguard {
 
@@ -50,12 +51,33 @@ void check_kind(const fs::path& path, bool folder, const std::string& what) {
                           fs::is_directory(target) ? "a folder" : fs::is_regular_file(target) ? "a file" : "something else"));
 }
 
+// `inner` is `outer` or lies below it (compared as absolute paths with links resolved).
+bool within(const fs::path& inner, const fs::path& outer) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(fs::absolute(inner, ec), ec), b = fs::weakly_canonical(fs::absolute(outer, ec), ec);
+  auto ai = a.begin();
+  for (auto bi = b.begin(); bi != b.end(); ++bi, ++ai) {
+    if (bi->empty()) continue;  // a trailing separator
+    if (ai == a.end() || *ai != *bi) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void check_destinations(const ExperimentSpec& spec, bool outputs) {
   if (outputs) {
+    const fs::path run = fs::path(spec.output_root) / spec.name;
     check_folder(spec.file, spec.output_root, "the output root", "output");
-    check_kind(fs::path(spec.output_root) / spec.name, true, "the run folder");
+    if (const std::string why = run_folder::not_replaceable(run); !why.empty())
+      throw Error(fmt::format("{}: name: the run folder {} exists and {}; rguard replaces only run folders it wrote. Move "
+                              "it away, or give the run another name (name: in the spec, or --set name=...)",
+                              spec.file, run.string(), why));
+    if (within(spec.cache_root, run) || within(run, spec.cache_root))
+      throw Error(fmt::format("{}: the run folder {} and the cache folder {} overlap (one is inside the other): a new run "
+                              "replaces its run folder whole. Set cache: and output: to separate folders, or give the "
+                              "run another name",
+                              spec.file, run.string(), spec.cache_root));
   }
   check_folder(spec.file, spec.cache_root, "the cache folder", "cache");
   if (outputs) check_kind(fs::path(spec.cache_root) / "uses" / (spec.name + ".json"), false, "the cache's record of this run");

@@ -12,6 +12,7 @@ PointResult collect_point(Session& s, Point& p) {
   const Model& m = *p.model;
   PointResult point;
   point.name = p.spec->point;
+  point.gallery = m.embedding_key;
   point.sigma = p.noise->sigma();
   point.alpha = p.certifier->alpha();
   point.n = p.certifier->plan().n;

@@ -13,6 +13,7 @@
 
 #include "rguard/audit.hpp"
 #include "rguard/destination.hpp"
+#include "run_folder.hpp"
 #include "rguard/outputs.hpp"
 #include "run_session.hpp"
 
@@ -50,6 +51,19 @@ void create_plugins(Session& s) {
   }
 }
 
+// A run interrupted while swapping its outputs in may have left the last finished run moved
+// aside: put it back before the work, so that the run folder is there while this one runs.
+void restore_interrupted_swap(const ExperimentSpec& spec) {
+  const std::string moved_aside = "." + spec.name + ".old-";
+  bool found = false;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(spec.output_root, ec), end; !ec && it != end && !found; it.increment(ec))
+    found = it->path().filename().string().rfind(moved_aside, 0) == 0;
+  if (!found) return;
+  CacheLock lock((std::filesystem::path(spec.output_root) / fmt::format(".{}.lock", spec.name)).string());
+  run_folder::recover(spec.output_root, spec.name);
+}
+
 int force_index(const std::string& force) {
   if (force.empty()) return 99;
   const auto& order = forceable_stages();
@@ -76,6 +90,7 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
   s.shard = options.shard;
   s.shards = options.shards;
   check_destinations(spec, options.write_outputs && s.shards == 1);
+  if (options.write_outputs && s.shards == 1) restore_interrupted_swap(spec);
   create_plugins(s);
   load_datasets(s);
   for (auto& p : s.points) p->queries = select_queries(s, *p);
@@ -120,10 +135,12 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
       *s.log << line << "\n";
     }
   }
-  const Model& first = *s.points.front()->model;
-  result.dim = first.dim;
-  result.gallery_embedding = first.gallery_embedding;
-  result.gallery_label = first.data->gallery_label;
+  for (const auto& p : s.points) {
+    const Model& m = *p->model;
+    const bool listed = std::any_of(result.galleries.begin(), result.galleries.end(),
+                                    [&](const GalleryRecord& g) { return g.key == m.embedding_key; });
+    if (!listed) result.galleries.push_back({m.embedding_key, m.dim, m.gallery_embedding, m.data->gallery_label});
+  }
   result.stages = s.stages;
   for (const auto& [key, model] : s.models) {
     result.cache_entries.push_back({kBackboneStage, key});

@@ -1,6 +1,8 @@
 #include "rguard/loader.hpp"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define BOOST_DLL_USE_STD_FS
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -11,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 
 #include "rguard/error.hpp"
 
@@ -43,10 +46,35 @@ std::vector<std::string> PluginLoader::default_search_path() {
   return path;
 }
 
+namespace {
+// Loading a library runs its code. Like a shell refusing a world-writable PATH entry, a
+// folder or library that other users can write (or that another user owns) is not loaded:
+// anyone could have put code there. "" when `path` is safe.
+std::string insecure(const std::string& path, bool folder) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  const char* what = folder ? "folder" : "library";
+  if (st.st_mode & S_IWOTH)
+    return fmt::format("{}: plugin {} is writable by every user, so anyone could have put code there: its plugins are "
+                       "not loaded (chmod o-w '{}', or take it off RGUARD_PLUGIN_PATH)",
+                       path, what, path);
+  if (st.st_uid != 0 && st.st_uid != ::geteuid())
+    return fmt::format("{}: plugin {} belongs to another user (uid {}): its plugins are not loaded (take it off "
+                       "RGUARD_PLUGIN_PATH, or copy the plugins into a folder of your own)",
+                       path, what, st.st_uid);
+  return "";
+}
+}  // namespace
+
 PluginLoader::PluginLoader(std::vector<std::string> search_path) : search_path_(std::move(search_path)) {
   for (const auto& dir : search_path_) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) continue;
+    if (std::string why = insecure(dir, true); !why.empty()) {
+      std::cerr << "warning: " << why << "\n";
+      refused_.push_back(std::move(why));
+      continue;
+    }
     std::vector<fs::path> files;
     for (const auto& item : fs::directory_iterator(dir, ec)) {
       const std::string name = item.path().filename().string();
@@ -55,6 +83,7 @@ PluginLoader::PluginLoader(std::vector<std::string> search_path) : search_path_(
     std::sort(files.begin(), files.end());
     for (const auto& file : files) {
       try {
+        if (std::string why = insecure(file.string(), false); !why.empty()) throw Error(why);
         load_file(file.string());
       } catch (const Error& e) {
         refused_.push_back(e.what());

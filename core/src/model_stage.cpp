@@ -33,6 +33,7 @@ void assign_models(Session& s) {
       slot->spec = p->spec;
       slot->data = p->data;
       slot->key = key;
+      slot->forward = forward_identity(p->spec->backbone, p->backbone->fingerprint());
     }
     p->model = slot.get();
   }

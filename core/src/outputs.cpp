@@ -3,7 +3,11 @@
 #include <H5public.h>
 #include <fmt/format.h>
 #include <torch/version.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cmath>
@@ -20,6 +24,7 @@
 #include "rguard/h5io.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/plugin.hpp"
+#include "run_folder.hpp"
 
 namespace rguard {
 
@@ -180,10 +185,14 @@ void write_per_query(H5File& file, const std::string& group, const PointResult& 
 
 void write_h5(const fs::path& path, const RunResult& result) {
   H5File file = H5File::create(path.string());
-  const auto g = static_cast<std::uint64_t>(result.gallery_label.size());
-  const auto dim = static_cast<std::uint64_t>(result.dim);
-  file.write("/gallery/embedding", result.gallery_embedding.data(), {g, dim});
-  file.write("/gallery/label", result.gallery_label);
+  // Each model's gallery once; each point names its own (points of a sweep may certify
+  // against different models).
+  for (const auto& gallery : result.galleries) {
+    const std::string group = "/galleries/" + gallery.key;
+    file.write(group + "/embedding", gallery.embedding.data(),
+               {static_cast<std::uint64_t>(gallery.label.size()), static_cast<std::uint64_t>(gallery.dim)});
+    file.write(group + "/label", gallery.label);
+  }
   for (const auto& point : result.points) {
     const std::string group = "/points/" + point.name;
     const auto q = static_cast<std::uint64_t>(point.certificates.size());
@@ -213,6 +222,7 @@ void write_h5(const fs::path& path, const RunResult& result) {
     if (q > 0) write_per_query(file, group, point);
     for (const auto& o : point.attacks)
       write_attack_outcome(file, fmt::format("{}/attacks/{}/eps={}", group, o.attack, o.eps), o);
+    file.set_attribute(group, "gallery", point.gallery);
     file.set_attribute(group, "sigma", point.sigma);
     file.set_attribute(group, "n", point.n);
     file.set_attribute(group, "alpha", point.alpha);
@@ -282,14 +292,23 @@ void record_cache_use(const ExperimentSpec& spec, const RunResult& result) {
   for (const auto& [stage, key] : result.cache_entries) entries.push_back({{"stage", stage}, {"key", key}});
   const nlohmann::json use{{"name", spec.name}, {"spec_file", spec.file}, {"finished_at", utc_now()}, {"entries", entries}};
   const fs::path file = dir / (spec.name + ".json");
-  const fs::path temporary = dir / fmt::format(".{}.json.tmp.{}", spec.name, ::getpid());
-  try {
-    write_text(temporary, use.dump(1) + "\n");
-    fs::rename(temporary, file);
-  } catch (...) {
-    std::error_code ec;
+  // mkstemp: a new file of its own, never one a planted link points to.
+  std::string temporary = (dir / fmt::format(".{}.json.XXXXXX", spec.name)).string();
+  const int fd = ::mkstemp(temporary.data());
+  if (fd < 0) throw Error(fmt::format("{}: cannot create a file there: {}", dir.string(), std::strerror(errno)));
+  const std::string text = use.dump(1) + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  const bool closed = ::close(fd) == 0;
+  std::error_code ec;
+  if (!written || !closed) {
     fs::remove(temporary, ec);
-    throw;
+    throw Error(fmt::format("{}: cannot write (disk full?)", temporary));
+  }
+  ::chmod(temporary.c_str(), 0644);
+  fs::rename(temporary, file, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    throw Error(fmt::format("{}: cannot replace: {}", file.string(), ec.message()));
   }
 }
 }  // namespace
@@ -297,10 +316,8 @@ void record_cache_use(const ExperimentSpec& spec, const RunResult& result) {
 std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& result) {
   const fs::path root = spec.output_root;
   const fs::path final_dir = root / spec.name;
-  const fs::path staging = root / fmt::format(".{}.partial-{}", spec.name, ::getpid());
+  const fs::path staging = run_folder::make_staging(root, spec.name);
   std::error_code ec;
-  fs::remove_all(staging, ec);
-  fs::create_directories(staging);
   try {
     write_text(staging / "resolved.yaml", spec.resolved_yaml);
     write_text(staging / "certificates.csv", certificates_csv(result));
@@ -320,12 +337,10 @@ std::string write_run_outputs(const ExperimentSpec& spec, const RunResult& resul
     throw;
   }
   {
-    // Swap the finished folder in (the old one is moved aside, then removed), one run at a time.
+    // One swap at a time; what an interrupted one left is put right first.
     CacheLock lock((root / fmt::format(".{}.lock", spec.name)).string());
-    const fs::path old = root / fmt::format(".{}.old-{}", spec.name, ::getpid());
-    if (fs::exists(final_dir)) fs::rename(final_dir, old);
-    fs::rename(staging, final_dir);
-    fs::remove_all(old, ec);
+    run_folder::recover(root, spec.name);
+    run_folder::swap_in(staging, root, spec.name);
   }
   record_cache_use(spec, result);
   return final_dir.string();

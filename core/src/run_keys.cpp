@@ -16,16 +16,23 @@ std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backb
       .u64(spec.seed).text(s.device.str()).hex();
 }
 
-// The backbone plugin's name and version: its forward pass (kernels, numerics) is part of
-// what embeddings and samples depend on, beyond the weights.
-std::string forward_identity(const StageSpec& backbone) {
-  return fmt::format("{}@{}", backbone.plugin, backbone.entry ? backbone.entry->version : "?");
+// What a backbone's forward pass computes beyond its state() tensors (whose hash each key
+// takes separately): the plugin's name and version (kernels, numerics), every parameter
+// but train.* (architecture, input mean/std, output normalisation, inference optimisation;
+// train.* only shape the weights) and the content of files the parameters name (a
+// TorchScript graph). A parameter a plugin adds later is covered without a change here.
+std::string forward_identity(const StageSpec& backbone, const std::string& fingerprint) {
+  Hasher h;
+  h.text("forward/1").text(backbone.plugin).text(backbone.entry ? backbone.entry->version : "?");
+  for (const auto& [name, value] : backbone.params.values())
+    if (name.rfind("train.", 0) != 0) h.text(name).text(to_yaml_text(value));
+  return h.text(fingerprint).hex();
 }
 
 std::string embedding_key(const Session& s, const Model& model) {
   return Hasher()
-      .text("embeddings/1")
-      .text(forward_identity(model.spec->backbone))
+      .text("embeddings/2")
+      .text(model.forward)
       .text(model.weights_hash)
       .text(model.data->fingerprint)
       .text(s.device.str())
@@ -36,8 +43,8 @@ std::string sample_key(const Session& s, const Point& p) {
   Hasher h;
   // What the certifier keeps of the samples is named, not the certifier's parameters:
   // changing alpha or the radius reruns no forward pass.
-  h.text("samples/2")
-      .text(forward_identity(p.spec->backbone))
+  h.text("samples/3")
+      .text(p.model->forward)
       .text(p.model->weights_hash)
       .text(p.data->fingerprint)
       .text(p.spec->noise.canonical())

@@ -81,6 +81,7 @@ struct Model {
   const PipelineSpec* spec = nullptr;  // the first point that asked for it
   LoadedData* data = nullptr;
   std::string key, weights_hash, embedding_key;
+  std::string forward;  // forward_identity(): with weights_hash, what the forward pass computes
   std::int64_t dim = 0;
   double train_seconds = 0;  // how long training took (kept with the weights, resumes included)
   std::vector<float> gallery_embedding, query_embedding;
@@ -169,6 +170,7 @@ struct Session {
 
 // run_keys.cpp
 std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data);
+std::string forward_identity(const StageSpec& backbone, const std::string& fingerprint);
 std::string embedding_key(const Session& s, const Model& model);
 std::string sample_key(const Session& s, const Point& p);
 

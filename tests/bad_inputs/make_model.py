@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes one broken or unusual model file for the bad-input corpus (Debian's python3-torch):
    make_model.py KIND PATH, KIND one of state_dict, pickled, out3d, out1d, huge, nan, tuple, int, dict,
-   wrong_input, empty.
+   wrong_input, empty, plain, flipped (plain's weights, another forward).
 All take [batch, 1, 12, 12] images (the corpus's synthetic data)."""
 import sys
 
@@ -63,6 +63,11 @@ class Empty(Net):
         return self.head(x.flatten(1))[:, :0]
 
 
+class Flipped(Net):
+    def forward(self, x):
+        return self.head(x.flip(3).flatten(1))
+
+
 class Pair(Net):
     def forward(self, x):
         y = self.head(x.flatten(1))
@@ -77,5 +82,5 @@ elif kind == "pickled":
     torch.save(Net(), path)
 else:
     model = {"out3d": Out3d, "out1d": Out1d, "huge": Huge, "nan": Nan, "tuple": Pair, "int": Int, "dict": Dict,
-             "wrong_input": WrongInput, "empty": Empty}[kind]()
+             "wrong_input": WrongInput, "empty": Empty, "plain": Net, "flipped": Flipped}[kind]()
     torch.jit.script(model.eval()).save(path)

@@ -77,9 +77,22 @@ def close(a, b):
     return abs(a - b) <= TOL * max(1.0, abs(a), abs(b))
 
 
-def check_point(f, name, gallery, labels):
+def ppf(x):
+    """Phi^-1 with its limits: -inf at 0 and below, +inf at 1 and above (as rguard stores them;
+    scipy gives NaN outside [0, 1], e.g. for n = 1 and alpha = 1e-300)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = stats.norm.ppf(np.clip(x, 0.0, 1.0))
+    return np.where(x <= 0, -np.inf, np.where(x >= 1, np.inf, out))
+
+
+def check_point(f, name):
     g = f["points"][name]
     a = g.attrs
+    # Each point is certified against its own model's gallery (a sweep may train several).
+    own = f["galleries"][attr(a, "gallery")]
+    gallery = own["embedding"][:].astype(np.float64)
+    labels = own["label"][:]
     sigma, n, alpha = float(a["sigma"]), int(a["n"]), float(a["alpha"])
     bound = attr(a, "bound")
     alpha_mean = float(a["alpha_mean_event"])
@@ -125,7 +138,7 @@ def check_point(f, name, gallery, labels):
             else:
                 u = w / c[:, None]
                 dev = np.array([maurer_pontil(n, delta, float(x @ cov @ x)) for x in u])
-            return sigma * stats.norm.ppf(0.5 + 0.5 * (proj - dev))
+            return sigma * ppf(0.5 + 0.5 * (proj - dev))
 
         b_pairs = pair_b(p_main)
         radius_b = float(np.min(b_pairs))
@@ -137,7 +150,7 @@ def check_point(f, name, gallery, labels):
             item = np.array([maurer_pontil(n, delta, float(e @ cov @ e)) for e in unit])
         q_pos = 0.5 * (1 + dot[p_main] - item[p_main])
         q_neg = float(np.max(0.5 * (1 + dot[neg] + item[neg])))
-        radius_c = 0.5 * sigma * (stats.norm.ppf(q_pos) - stats.norm.ppf(q_neg))
+        radius_c = 0.5 * sigma * (float(ppf(q_pos)) - float(ppf(q_neg)))
 
         radius_d, d_rank = -math.inf, None
         if level_sets and attr(a, "level_statistic") == "pairs":
@@ -160,7 +173,9 @@ def check_point(f, name, gallery, labels):
             levels = g["d_levels"][q].reshape(len(floors), -1)
             counts = g["d_counts"][q].reshape(len(floors), -1)
             outside, pool = math.inf, set()
-            if "d_pool" in g:
+            # d_pool lists the pruned pool, padded with -1; all -1: no pruning (pool >= negatives).
+            pruned = "d_pool" in g and bool(np.any(g["d_pool"][q] >= 0))
+            if pruned:
                 pool = set(int(x) for x in g["d_pool"][q] if x >= 0)
                 if len(pool) < len(neg):
                     b_sel = pair_b(p_sel)
@@ -168,7 +183,7 @@ def check_point(f, name, gallery, labels):
             counted = int(g["d_counted"][q][0])  # every level_every-th main sample
             # The floors are what V_k can never go below: min over the pool minus T_k of -||e_p - e_n||.
             excluded = [int(x) for x in g["d_excluded"][q] if x >= 0]
-            in_pool = [int(j) for j in neg if "d_pool" not in g or int(j) in pool]
+            in_pool = [int(j) for j in neg if not pruned or int(j) in pool]
             for r in range(len(floors)):
                 rest = [j for j in in_pool if j not in excluded[:r]]
                 floor = min([0.0] + [-float(np.linalg.norm(unit[p_sel] - unit[j])) for j in rest])
@@ -213,9 +228,7 @@ def check_point(f, name, gallery, labels):
 
 def main():
     with h5py.File(sys.argv[1], "r") as f:
-        gallery = f["gallery/embedding"][:].astype(np.float64)
-        labels = f["gallery/label"][:]
-        ok = all(check_point(f, name, gallery, labels) for name in f["points"])
+        ok = all(check_point(f, name) for name in f["points"])
     sys.exit(0 if ok else 1)
 
 

@@ -23,6 +23,7 @@ struct StageReport {
 
 struct PointResult {
   std::string name;  // sweep point
+  std::string gallery;  // the key of its model's clean gallery embeddings (RunResult::galleries)
   double sigma = 0, alpha = 0;
   double rho = 0;  // median over queries (the variance-adaptive rho differs per query)
   std::int64_t n = 0;
@@ -39,11 +40,17 @@ struct PointResult {
   double train_seconds = 0;
 };
 
+// The clean gallery one model embedded: what its points' radii are computed against.
+struct GalleryRecord {
+  std::string key;  // the clean embeddings' cache key
+  std::int64_t dim = 0;
+  std::vector<float> embedding;  // [gallery x dim]
+  std::vector<std::int64_t> label;
+};
+
 struct RunResult {
   std::string output_dir;
-  std::int64_t dim = 0;
-  std::vector<float> gallery_embedding;  // [gallery x dim]
-  std::vector<std::int64_t> gallery_label;
+  std::vector<GalleryRecord> galleries;  // one per model, in the order of the points that use it
   std::vector<StageReport> stages;
   std::vector<PointResult> points;
   double seconds = 0;
