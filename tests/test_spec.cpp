@@ -261,3 +261,53 @@ TEST_CASE("inputs that would explode are refused: nested aliases and huge sweeps
   grid += "}}\n";
   CHECK(contains(experiment_error(grid), "more than 10000 points"));
 }
+
+// Point names are the swept values as written, so resolved.yaml must quote them whatever
+// they hold; each point's spec must read back as itself too.
+TEST_CASE("a sweep's resolved.yaml reads back for hostile point names") {
+  const std::vector<std::pair<std::string, std::string>> values{
+      {R"("a\"b")", "a\"b"},       {R"("c\\d")", "c\\d"},      {R"("e\nf")", "e\nf"},
+      {R"("g: h")", "g: h"},       {R"("i # j")", "i # j"},    {R"("- k")", "- k"},
+      {R"("'l'")", "'l'"},         {R"("[m], {n}")", "[m], {n}"}, {R"("&o *p !q %r @s `t")", "&o *p !q %r @s `t"},
+      {R"("? u | v > w")", "? u | v > w"}, {R"("  x  ")", "  x  "}, {R"("null")", "null"},
+      {R"("~")", "~"},             {R"("")", ""},              {R"("\t\x01 y")", "\t\x01 y"},
+      {R"("caf\u00e9 \u2713")", "caf\u00e9 \u2713"},          {R"("---")", "---"},
+      {R"("z\\")", "z\\"},
+  };
+  std::string list;
+  for (const auto& [written, value] : values) list += (list.empty() ? "" : ", ") + written;
+  const std::string text = replace(kBase, "dataset: {plugin: synthetic, per_class: 8}", "dataset: {plugin: image_folder, root: x}") +
+                           "sweep: {grid: {dataset.root: [" + list + "]}}\n";
+  const ExperimentSpec e = experiment(text);
+  REQUIRE(e.points.size() == values.size());
+  const YamlNodePtr back = parse_yaml(e.resolved_yaml, "resolved.yaml");
+  const YamlNodePtr points = back->find("points");
+  REQUIRE(points);
+  REQUIRE(points->entries.size() == values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    CAPTURE(i);
+    CHECK(e.points[i].name == "dataset.root=" + values[i].second);
+    CHECK(points->entries[i].first == e.points[i].name);
+    const PipelineSpec again = resolve_pipeline_spec(points->entries[i].second, "resolved.yaml", {}, loader());
+    CHECK(again.resolved_yaml == e.points[i].spec.resolved_yaml);
+    CHECK(again.dataset.params.get_string("root") == e.points[i].spec.dataset.params.get_string("root"));
+  }
+}
+
+TEST_CASE("point names that cannot be file names are refused with the swept key's location") {
+  const std::string base = std::string(kBase);
+  const std::string folders = replace(base, "dataset: {plugin: synthetic, per_class: 8}", "dataset: {plugin: image_folder, root: x}");
+  auto message = experiment_error(folders + "sweep:\n  grid: {certifier.radius: [max, b]}\n  include: [{certifier.n: 10, dataset.root: a/b}]\n");
+  CHECK(contains(message, "spec.yaml:17:31: sweep.include[0].dataset.root:"));
+  CHECK(contains(message, "would contain '/'"));
+  message = experiment_error(base + "sweep: {grid: {noise.sigma: [0.5, 0.5" + std::string(300, '0') + "]}}\n");
+  CHECK(contains(message, "spec.yaml:15:16: sweep.grid.noise.sigma:"));
+  CHECK(contains(message, "is longer than the 243 bytes a point name may have"));
+  CHECK(contains(error_of(folders, {"dataset.root=a,b/c"}, true), "--set: dataset.root: the point name 'dataset.root=b/c'"));
+}
+
+TEST_CASE("a second YAML document is refused; an empty one after '---' is not") {
+  CHECK(contains(error_of(std::string(kBase) + "---\nseed: 4\n"), "spec.yaml:15:1: a second YAML document"));
+  CHECK(error_of(std::string(kBase) + "---\n# nothing more\n").empty());
+  CHECK(contains(error_of(replace(kBase, "  channels: [4]", "\tchannels: [4]")), "spec.yaml:6:1: a tab character"));
+}

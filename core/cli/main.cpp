@@ -1,6 +1,8 @@
 // rguard command line: run, show, plugins (product.md section 4).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -72,23 +74,29 @@ void print_reference(const PluginLoader& loader) {
                "a test keeps this file equal to that output.\n\n"
                "## Top level\n\n"
                "| key | type | default | meaning |\n|---|---|---|---|\n"
-               "| `name` | string | file stem | run name; outputs go to `<output>/<name>/`; at most 200 bytes of UTF-8, "
-               "no path separator or control character, not starting with `.` |\n"
+               "| `name` | string | file stem | run name; outputs go to `<output>/<name>/`; at most 166 bytes of UTF-8 "
+               "(its staging folder `.<name>.partial-<host>-<pid>-XXXXXX` must fit in a file name), no path separator "
+               "or control character, not starting with `.` |\n"
                "| `seed` | int in [0, 1e18] | 0 | seed of every random stream (training, query choice, noise) |\n"
                "| `threads` | int in [0, 1024] | 0 | LibTorch intra-op threads; 0 = all cores |\n"
-               "| `device` | string | cpu | `cpu`, `cuda` or `cuda:N` |\n"
+               "| `device` | string | cpu | `cpu`, `cuda` or `cuda:N` (N = 0, 1, ...); a GPU that LibTorch does not find is refused "
+               "before any work |\n"
                "| `output` | string | results | output root (relative to the working directory) |\n"
                "| `cache` | string | `<output>/cache` | stage cache folder (relative to the working directory) |\n"
                "| `dataset`, `backbone`, `noise`, `certifier` | mapping | required | `{plugin: <name>, <parameters>}` |\n"
                "| `attacks`, `metrics` | list of mappings | [] | each `{plugin: <name>, <parameters>}` |\n"
                "| `audit` | mapping | below | how attacked queries are re-certified |\n"
                "| `sweep` | mapping | none | `{grid: {key: [values]}, zip: {key: [values]}, include: [{key: value}]}`; "
-               "see docs/sweeps-and-cache.md |\n\n"
+               "a point is named `<key>=<value>` joined by `,` (at most 243 bytes, no `/`: it names files and an HDF5 "
+               "group); see docs/sweeps-and-cache.md |\n\n"
                "Dotted parameter names are nested mappings (`train.epochs` is `train: {epochs: ...}`). "
                "A parameter of type path that is relative is resolved against the folder of the spec file it is "
                "written in (against the working directory when given with `--set`); plugins see it absolute. "
                "A value `${a.b}` refers to another key of the spec; `--set a.b=v` overrides a key "
-               "(list items by index: `metrics.0.k=[1,2]`); `--set key=a,b` adds a sweep axis.\n";
+               "(list items by index: `metrics.0.k=[1,2]`); `--set key=a,b` adds a sweep axis. "
+               "Each value of a metric's `radii` or `k` and of an attack's `eps` names its own results, so each is "
+               "listed once; `certified_recall`'s `k` is at most `certifier.ranks`. A spec file holds one YAML "
+               "document, indented with spaces.\n";
   std::cout << "\n## `audit` section\n\nAttacks are evaluated on the certified queries; F-hat is re-estimated at each "
                "adversarial query with fresh noise (docs/attacks.md).\n\n"
                "| parameter | type | default | range | meaning |\n|---|---|---|---|---|\n";
@@ -150,6 +158,22 @@ void print_cache_list(const std::string& root) {
                              e.used_by.empty() ? "(unused: rguard cache gc removes it)" : fmt::format("{}", fmt::join(e.used_by, ", ")));
   }
   std::cout << fmt::format("{} entries, {}B in {}\n", entries.size(), human_count(static_cast<double>(total)), root);
+}
+
+// The spec checks the device's form (it stays free of LibTorch, for the fuzzer); whether
+// that GPU exists is known only here, and is refused before any work.
+void check_device(const ExperimentSpec& spec) {
+  const PipelineSpec& first = spec.points.front().spec;
+  if (first.device.rfind("cuda", 0) != 0) return;
+  const std::string where = first.device_location.file.empty() ? first.file : first.device_location.str();
+  const auto count = torch::cuda::is_available() ? static_cast<long long>(torch::cuda::device_count()) : 0;
+  if (count == 0)
+    throw Error(fmt::format("{}: device: '{}', but LibTorch finds no CUDA GPU here (a LibTorch built without CUDA, no "
+                            "GPU, or CUDA_VISIBLE_DEVICES hiding them); use device: cpu",
+                            where, first.device));
+  if (first.device.size() > 5 && std::stoll(first.device.substr(5)) >= count)
+    throw Error(fmt::format("{}: device: '{}', but LibTorch sees {} CUDA GPU(s), cuda:0 to cuda:{}; use one of them",
+                            where, first.device, count, count - 1));
 }
 
 }  // namespace
@@ -242,6 +266,8 @@ int main(int argc, char** argv) {
   rguard::tune_process();
   CLI::App app{"rguard: provably robust 1-nearest-neighbour retrieval by randomized smoothing (RetrievalGuard)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", fmt::format("rguard {}\nplugin API {}\nLibTorch {}", RGUARD_VERSION, kPluginApiVersion,
+                                                TORCH_VERSION));
   std::string pipeline, kind;
   std::vector<std::string> overrides;
   bool quiet = false;
@@ -335,6 +361,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     const ExperimentSpec spec = load_experiment_spec(pipeline, overrides, loader);
+    check_device(spec);
     if (show->parsed()) {
       std::cout << "# resolved spec\n" << spec.resolved_yaml << "\n# " << spec.points.size() << " point(s); cache "
                 << spec.cache_root << "\n";

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <torch/types.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <map>
 
 #include "rguard/hash.hpp"
@@ -81,6 +84,36 @@ std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::strin
 }
 
 
+// Settings whose size only the data bound, checked once the data are loaded and before any
+// forward pass: otherwise they end, after training, in an allocation failure that names
+// certifier.batch. certifier.pool counts the gallery's negatives (retrievalguard keeps a
+// slot for each, per query); the selection samples are kept whole until their query is
+// certified, one embedding (at least one double) each for every query of a block.
+void check_certifier_sizes(const Point& p, std::size_t queries) {
+  const StageSpec& certifier = p.spec->certifier;
+  const auto gallery = static_cast<std::int64_t>(p.data->gallery_label.size());
+  if (certifier.params.has("pool")) {
+    const std::int64_t pool = certifier.params.get_int("pool");
+    if (pool >= gallery)
+      throw Error(fmt::format("{}: certifier.pool: {} negatives, but the gallery of point '{}' holds {} items (so at most "
+                              "{} negatives of a query); the pool is the negatives most at risk that certificate D "
+                              "tracks: set pool below {}, or 0 for every negative",
+                              certifier.location.str(), pool, p.spec->point, gallery, gallery - 1, gallery));
+  }
+  const SamplingPlan plan = p.certifier->plan();
+  if (plan.selection <= 0) return;
+  const auto per_block = static_cast<double>(
+      std::min<std::size_t>(queries, static_cast<std::size_t>(std::max<std::int64_t>(8, (plan.batch + plan.n - 1) / plan.n))));
+  const double bytes = per_block * static_cast<double>(plan.selection) * sizeof(double);
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (memory > 0 && bytes > memory)
+    throw Error(fmt::format("{}: certifier.selection: {} selection samples per query: they are kept until the query is "
+                            "certified (an embedding each, {} queries at a time), at least {:.3g} "
+                            "GB, more than the {:.3g} GB of memory here; Cohen et al.'s n0 is 100, and a few thousand "
+                            "place certificate D's levels finely",
+                            certifier.location.str(), plan.selection, per_block, bytes / 1e9, memory / 1e9));
+}
+
 }  // namespace
 
 void load_datasets(Session& s) {
@@ -150,6 +183,7 @@ std::vector<std::int64_t> select_queries(Session& s, const Point& p) {
   }
   const std::int64_t wanted = p.certifier->plan().queries;
   if (wanted > 0 && static_cast<std::size_t>(wanted) < eligible.size()) eligible.resize(static_cast<std::size_t>(wanted));
+  check_certifier_sizes(p, eligible.size());
   return eligible;
 }
 

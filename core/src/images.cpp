@@ -45,9 +45,15 @@ namespace {
 
 // One file -> [channels, side, side] bytes, k standing for k/255 (or its own size without crop).
 std::vector<std::uint8_t> decode(const std::string& path, const ImageTransform& t, std::int64_t& height, std::int64_t& width) {
+  // Never opened unless it is a regular file (links followed): a FIFO would block, a device
+  // (/dev/zero) never ends, a folder has no pixels.
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))  // a FIFO would block, a folder has no pixels
-    throw Error(fmt::format("{}: not a regular file", path));
+  const fs::file_status status = fs::status(path, ec);
+  if (!fs::exists(status))
+    throw Error(fmt::format("{}: not found{}", path, fs::is_symlink(fs::symlink_status(path, ec)) ? " (a broken symbolic link)" : ""));
+  if (fs::is_directory(status)) throw Error(fmt::format("{}: not a regular file (a folder)", path));
+  if (!fs::is_regular_file(status)) throw Error(fmt::format("{}: not a regular file (a FIFO, socket or device)", path));
   int w = 0, h = 0, n = 0;
   // The header first: a small file may announce an image far larger than memory.
   if (stbi_info(path.c_str(), &w, &h, &n) && static_cast<std::int64_t>(w) * h > (std::int64_t{1} << 26))

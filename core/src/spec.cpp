@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <variant>
@@ -71,9 +72,16 @@ const std::vector<std::string>& section_names() {
 }
 
 // Why `name` cannot be a folder name (of the outputs, and of cache/uses/<name>.json), or "".
+// Beside the run folder rguard makes ".<name>.partial-<host>-<pid>-XXXXXX": that too must fit
+// in a file name's 255 bytes, with the longest host name (64 bytes) and pid (7 digits).
+constexpr std::size_t kMaxRunName = 255 - (sizeof(".") - 1) - (sizeof(".partial-") - 1) - 64 - 1 - 7 - (sizeof("-XXXXXX") - 1);
+
 std::string unusable_run_name(const std::string& name) {
   if (name.empty()) return "it is empty";
-  if (name.size() > 200) return fmt::format("it is {} bytes long, more than file systems allow with a suffix", name.size());
+  if (name.size() > kMaxRunName)
+    return fmt::format("it is {} bytes long; with the suffixes of its staging folder it would not fit in a file name's 255 "
+                       "bytes",
+                       name.size());
   if (name.find_first_of("/\\") != std::string::npos) return "it contains a path separator";
   if (name[0] == '.') return "it starts with '.'";
   for (unsigned char c : name)
@@ -91,6 +99,73 @@ void check_sections(const YamlNode& root) {
     if (std::find(sections.begin(), sections.end(), key) == sections.end())
       fail(root.key_locations[i], key,
            fmt::format("unknown section{}; a pipeline has: {}", did_you_mean(key, sections), join(sections)));
+  }
+}
+
+// "cpu", "cuda" or "cuda:N", the forms LibTorch's own parser would take apart (it also
+// knows other backends, which rguard does not run on), checked here so that a typo is
+// refused with its location instead of LibTorch's text.
+bool valid_device(const std::string& device) {
+  if (device == "cpu" || device == "cuda") return true;
+  if (device.rfind("cuda:", 0) != 0) return false;
+  const std::string index = device.substr(5);
+  return !index.empty() && index.size() <= 4 && std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+         (index == "0" || index[0] != '0');
+}
+
+// The values of these lists each name results (an attack's eps: a certificates.h5 group
+// "eps=<value>"; a radius or a K: metrics.csv rows and per-query columns), so a value listed
+// twice would collide in the outputs, after all the work.
+void check_unique_lists(const YamlNodePtr& root, const std::vector<StageSpec>& stages, const char* section,
+                        const std::vector<std::string>& names) {
+  for (std::size_t i = 0; i < stages.size(); ++i)
+    for (const std::string& name : names) {
+      if (!stages[i].params.has(name)) continue;
+      const std::vector<double> values = stages[i].params.get_float_list(name);
+      const std::string key = fmt::format("{}[{}].{}", section, i, name);
+      for (std::size_t b = 1; b < values.size(); ++b)
+        for (std::size_t a = 0; a < b; ++a) {
+          if (values[a] != values[b]) continue;
+          const YamlNodePtr node = lookup(root, fmt::format("{}.{}.{}", section, i, name));
+          SourceLocation where = stages[i].location;
+          if (node && node->kind == YamlNode::Kind::Sequence && b < node->items.size()) where = node->items[b]->location;
+          else if (node) where = node->location;
+          fail(where, fmt::format("{}[{}]", key, b),
+               fmt::format("{} is listed twice (also {}[{}]); each value names its own results: list it once", values[b],
+                           key, a));
+        }
+    }
+}
+
+// certified_recall's Recall@K reads the K-th radius the certifier keeps (Certificate's
+// rank_radius, certifier.ranks of them): a K beyond it would fail after certifying.
+void check_recall_ranks(const YamlNodePtr& root, const PipelineSpec& spec) {
+  if (!spec.certifier.params.has("ranks")) return;
+  const std::int64_t ranks = spec.certifier.params.get_int("ranks");
+  double most = std::numeric_limits<double>::infinity();
+  for (const ParamSpec& p : spec.certifier.entry->schema())
+    if (std::string(p.name) == "ranks") most = p.max;
+  for (std::size_t i = 0; i < spec.metrics.size(); ++i) {
+    const StageSpec& metric = spec.metrics[i];
+    if (metric.plugin != "certified_recall" || !metric.params.has("k")) continue;
+    const std::vector<std::int64_t> ks = metric.params.get_int_list("k");
+    for (std::size_t j = 0; j < ks.size(); ++j) {
+      if (ks[j] <= ranks) continue;
+      const YamlNodePtr node = lookup(root, fmt::format("metrics.{}.k", i));
+      SourceLocation where = metric.location;
+      if (node && node->kind == YamlNode::Kind::Sequence && j < node->items.size()) where = node->items[j]->location;
+      else if (node) where = node->location;
+      const std::string key = fmt::format("metrics[{}].k[{}]", i, j);
+      if (static_cast<double>(ks[j]) > most)
+        fail(where, key,
+             fmt::format("certified Recall@{} needs the certifier to keep {} radii per query, but certifier.ranks is at "
+                         "most {}; use K <= {}",
+                         ks[j], ks[j], most, most));
+      fail(where, key,
+           fmt::format("certified Recall@{} needs the certifier to keep {} radii per query, but certifier.ranks is {}; "
+                       "set certifier.ranks: {} (or drop K = {})",
+                       ks[j], ks[j], ranks, ks[j], ks[j]));
+    }
   }
 }
 
@@ -125,13 +200,15 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
   if (spec.name.empty()) spec.name = std::filesystem::path(file).stem().string();
   if (const std::string why = unusable_run_name(spec.name); !why.empty())
     fail(root->find("name") ? root->find("name")->location : root->location, "name",
-         fmt::format("{} cannot name an output folder: {}; use letters, digits, '-', '_' (at most 200 bytes)",
-                     printable(spec.name), why));
+         fmt::format("{} cannot name an output folder: {}; use letters, digits, '-', '_' (at most {} bytes)",
+                     printable(spec.name), why, kMaxRunName));
   spec.seed = static_cast<std::uint64_t>(top.get_int("seed"));
   spec.threads = top.get_int("threads");
   spec.device = top.get_string("device");
-  if (spec.device != "cpu" && spec.device.rfind("cuda", 0) != 0)
-    fail(root->find("device")->location, "device", fmt::format("expected cpu, cuda or cuda:N, got '{}'", spec.device));
+  if (auto node = root->find("device")) spec.device_location = node->location;
+  if (!valid_device(spec.device))
+    fail(spec.device_location, "device",
+         fmt::format("expected cpu, cuda or cuda:N (N = 0, 1, ...: a GPU's index), got {}", printable(spec.device)));
   spec.output_root = top.get_string("output");
   spec.cache_root = top.get_string("cache");
   if (spec.cache_root.empty()) spec.cache_root = (std::filesystem::path(spec.output_root) / "cache").string();
@@ -175,6 +252,9 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
     spec.audit = resolve_params(empty, audit_param_specs(), "audit", "section audit", "");
   }
   spec.metrics = list("metrics", PluginKind::Metric);
+  check_unique_lists(root, spec.attacks, "attacks", {"eps"});
+  check_unique_lists(root, spec.metrics, "metrics", {"radii", "k"});
+  check_recall_ranks(root, spec);
   spec.resolved_yaml = emit_resolved(spec);
   return spec;
 }

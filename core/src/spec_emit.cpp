@@ -69,8 +69,7 @@ void emit_stage(YAML::Emitter& out, const StageSpec& stage) {
   out << YAML::EndMap;
 }
 
-std::string emit_resolved(const PipelineSpec& spec) {
-  YAML::Emitter out;
+void emit_spec(YAML::Emitter& out, const PipelineSpec& spec) {
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << spec.name;
   out << YAML::Key << "seed" << YAML::Value << std::to_string(spec.seed);
@@ -94,7 +93,26 @@ std::string emit_resolved(const PipelineSpec& spec) {
     out << YAML::EndSeq;
   }
   out << YAML::EndMap;
+}
+
+std::string emit_resolved(const PipelineSpec& spec) {
+  YAML::Emitter out;
+  emit_spec(out, spec);
   return std::string(out.c_str()) + "\n";
+}
+
+// Point names are the swept values as written, so they may hold anything a YAML scalar
+// can: always double-quoted (yaml-cpp escapes quotes, backslashes and control
+// characters), a name reads back as itself.
+std::string emit_resolved_points(const std::vector<SweepPoint>& points) {
+  YAML::Emitter out;
+  out << YAML::BeginMap << YAML::Key << "points" << YAML::Value << YAML::BeginMap;
+  for (const SweepPoint& point : points) {
+    out << YAML::Key << YAML::DoubleQuoted << point.name << YAML::Value;
+    emit_spec(out, point.spec);
+  }
+  out << YAML::EndMap << YAML::EndMap;
+  return "# One fully resolved spec per sweep point; each is itself a valid spec.\n" + std::string(out.c_str()) + "\n";
 }
 
 }  // namespace rguard::spec_detail

@@ -42,6 +42,7 @@ void interpolate(const YamlNodePtr& root, const YamlNodePtr& node, int depth);
 
 // spec_emit.cpp
 std::string emit_resolved(const PipelineSpec& spec);
+std::string emit_resolved_points(const std::vector<SweepPoint>& points);  // a sweep's: {points: {<name>: <spec>}}
 
 // spec.cpp
 YamlNodePtr prepared_root(const YamlNodePtr& parsed);  // a copy, its sections checked

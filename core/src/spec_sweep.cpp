@@ -19,11 +19,21 @@ namespace {
 
 // ---- sweeps ------------------------------------------------------------------------
 
-using Assignment = std::vector<std::pair<std::string, YamlNodePtr>>;
+// One swept key's value at a point; `where` is where the key was written (in the sweep, or
+// --set), for messages about the point's name.
+struct Assigned {
+  std::string path;
+  YamlNodePtr value;
+  SourceLocation where;
+  std::string key;  // as messages name it: "sweep.grid.noise.sigma", "--set noise.sigma"
+};
+using Assignment = std::vector<Assigned>;
 
 struct Axis {
   std::string path;
   std::vector<YamlNodePtr> values;
+  SourceLocation where;
+  std::string key;
 };
 
 struct Sweep {
@@ -35,10 +45,11 @@ std::vector<Axis> parse_axes(const YamlNode& map, const std::string& where) {
   if (map.kind != YamlNode::Kind::Map)
     fail(map.location, where, fmt::format("expected a mapping of dotted keys to lists, got {}", shown(map)));
   std::vector<Axis> axes;
-  for (const auto& [key, list] : map.entries) {
+  for (std::size_t i = 0; i < map.entries.size(); ++i) {
+    const auto& [key, list] = map.entries[i];
     if (list->kind != YamlNode::Kind::Sequence || list->items.empty())
       fail(list->location, where + "." + key, fmt::format("expected a non-empty list of values, got {}", shown(*list)));
-    axes.push_back({key, list->items});
+    axes.push_back({key, list->items, map.key_locations[i], where + "." + key});
   }
   return axes;
 }
@@ -62,10 +73,15 @@ Sweep parse_sweep(const YamlNode& node) {
     } else if (key == "include") {
       if (value->kind != YamlNode::Kind::Sequence)
         fail(value->location, "sweep.include", fmt::format("expected a list of mappings, got {}", shown(*value)));
-      for (const auto& item : value->items) {
+      for (std::size_t n = 0; n < value->items.size(); ++n) {
+        const YamlNodePtr& item = value->items[n];
         if (item->kind != YamlNode::Kind::Map || item->entries.empty())
           fail(item->location, "sweep.include", fmt::format("expected a mapping {{dotted.key: value}}, got {}", shown(*item)));
-        sweep.include.emplace_back(item->entries.begin(), item->entries.end());
+        Assignment point;
+        for (std::size_t k = 0; k < item->entries.size(); ++k)
+          point.push_back({item->entries[k].first, item->entries[k].second, item->key_locations[k],
+                           fmt::format("sweep.include[{}].{}", n, item->entries[k].first)});
+        sweep.include.push_back(std::move(point));
       }
     } else {
       fail(node.key_locations[i], "sweep." + key,
@@ -91,27 +107,52 @@ void set_axis(std::vector<Axis>& axes, const std::string& path, std::optional<st
   auto it = std::find_if(axes.begin(), axes.end(), [&](const Axis& a) { return a.path == path; });
   if (!values) {
     if (it != axes.end()) axes.erase(it);
-  } else if (it != axes.end()) {
-    it->values = *values;
   } else {
-    axes.push_back({path, *values});
+    if (it == axes.end()) it = axes.insert(axes.end(), Axis{});
+    it->path = path;
+    it->values = *values;
+    it->where.file = "--set";
+    it->where.line = it->where.column = 0;
+    it->key = path;
   }
 }
 
-std::string indent(const std::string& text, const std::string& prefix) {
-  std::string out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const std::size_t end = text.find('\n', start);
-    const std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!line.empty()) out += prefix + line;
-    out += "\n";
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return out;
-}
+// A point's name becomes part of file names (certify-<point>.tsv) and an HDF5 group name
+// (/points/<point>): refused here, before any work, where it could not be one.
+constexpr std::size_t kMaxPointName = 255 - (sizeof("certify-.tsv") - 1);
 
+void check_point_name(const std::string& name, const Assignment& assignment, const std::vector<std::string>& parts) {
+  for (std::size_t i = 0; i < assignment.size(); ++i) {
+    const std::string& part = parts[i];
+    const std::string& key = assignment[i].key;
+    if (part.find('/') != std::string::npos)
+      fail(assignment[i].where, key,
+           fmt::format("the point name {} would contain '/', but a point's name (<key>=<value>, joined by ',') becomes a "
+                       "file name (certify-<point>.tsv) and an HDF5 group; sweep values without '/' (a relative path "
+                       "is read beside the spec: link or copy the files there and sweep their bare names), or run one "
+                       "spec per value",
+                       printable(name)));
+    if (part.find('\0') != std::string::npos)
+      fail(assignment[i].where, key,
+           fmt::format("the point name {} would contain a NUL byte, which no file name can hold; remove it from the value",
+                       printable(name)));
+    if (!valid_utf8(part))
+      fail(assignment[i].where, key,
+           fmt::format("the point name {} is not valid UTF-8 (it becomes a file name and a JSON string); write the value "
+                       "in UTF-8",
+                       printable(name)));
+  }
+  if (name.size() > kMaxPointName) {
+    std::size_t longest = 0;
+    for (std::size_t i = 1; i < parts.size(); ++i)
+      if (parts[i].size() > parts[longest].size()) longest = i;
+    fail(assignment[longest].where, assignment[longest].key,
+         fmt::format("the point name {} is longer than the {} bytes a point name may have: it becomes a file name "
+                     "(certify-<point>.tsv), and a file name holds at most 255 bytes; sweep shorter values (a point is "
+                     "named <key>=<value>, joined by ',')",
+                     printable(name), kMaxPointName));
+  }
+}
 
 // `--set sweep...=v` edits the sweep block itself, before it is read. In sweep.grid.KEY and
 // sweep.zip.KEY the KEY is one dotted key of the spec (sweep.grid.noise.sigma=[0.25,0.5]).
@@ -207,7 +248,7 @@ ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::str
     for (const auto& a : assignments)
       for (const auto& v : axis.values) {
         next.push_back(a);
-        next.back().emplace_back(axis.path, v);
+        next.back().push_back({axis.path, v, axis.where, axis.key});
       }
     assignments = std::move(next);
   }
@@ -216,7 +257,7 @@ ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::str
     for (const auto& a : assignments)
       for (std::size_t i = 0; i < sweep.zip.front().values.size(); ++i) {
         next.push_back(a);
-        for (const auto& axis : sweep.zip) next.back().emplace_back(axis.path, axis.values[i]);
+        for (const auto& axis : sweep.zip) next.back().push_back({axis.path, axis.values[i], axis.where, axis.key});
       }
     assignments = std::move(next);
   }
@@ -225,16 +266,18 @@ ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::str
   ExperimentSpec experiment;
   experiment.file = file;
   experiment.swept = swept;
+  std::vector<std::vector<std::string>> names;  // each point's "<key>=<value>" parts
   for (const auto& assignment : assignments) {
     SweepPoint point;
     std::vector<std::string> parts;
     YamlNodePtr root = base->clone();
-    for (const auto& [path, value] : assignment) {
-      parts.push_back(fmt::format("{}={}", path, value_text(*value)));
-      set_path(root, path, value->clone(), "sweep");
-      point.assignment.emplace_back(path, value_text(*value));
+    for (const Assigned& a : assignment) {
+      parts.push_back(fmt::format("{}={}", a.path, value_text(*a.value)));
+      set_path(root, a.path, a.value->clone(), "sweep");
+      point.assignment.emplace_back(a.path, value_text(*a.value));
     }
     point.name = parts.empty() ? "main" : fmt::format("{}", fmt::join(parts, ","));
+    names.push_back(std::move(parts));
     for (const auto& other : experiment.points)
       if (other.name == point.name)
         throw Error(fmt::format("{}: sweep: the point '{}' appears twice; remove the duplicate", file, point.name));
@@ -252,15 +295,17 @@ ExperimentSpec resolve_experiment_spec(const YamlNodePtr& parsed, const std::str
                               "a path, quote the value, e.g. --set 'output=\"runs/a,b\"')",
                               file));
   }
+  // After the run-level settings: a value that varies them (a --set path with a comma) is
+  // first of all that mistake.
+  for (std::size_t i = 0; i < experiment.points.size(); ++i)
+    check_point_name(experiment.points[i].name, assignments[i], names[i]);
   experiment.name = first.name;
   experiment.output_root = first.output_root;
   experiment.cache_root = first.cache_root;
   if (!swept) {
     experiment.resolved_yaml = first.resolved_yaml;
   } else {
-    experiment.resolved_yaml = "# One fully resolved spec per sweep point; each is itself a valid spec.\npoints:\n";
-    for (const auto& point : experiment.points)
-      experiment.resolved_yaml += fmt::format("  \"{}\":\n{}", point.name, indent(point.spec.resolved_yaml, "    "));
+    experiment.resolved_yaml = emit_resolved_points(experiment.points);
   }
   return experiment;
 }

@@ -6,6 +6,7 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -42,8 +43,9 @@ class TreeBuilder : public YAML::EventHandler {
  public:
   explicit TreeBuilder(std::string source) : source_(std::move(source)) {}
   YamlNodePtr root() const { return root_; }
+  const SourceLocation& start() const { return start_; }  // where the document began ('---', if written)
 
-  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentStart(const YAML::Mark& mark) override { start_ = location(mark); }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     add(make(YamlNode::Kind::Null, mark), anchor);
@@ -158,10 +160,33 @@ class TreeBuilder : public YAML::EventHandler {
 
   std::size_t nodes_ = 0;
   std::string source_;
+  SourceLocation start_;
   YamlNodePtr root_;
   std::vector<Open> stack_;
   std::map<YAML::anchor_t, YamlNodePtr> anchors_;
 };
+
+// YAML forbids tabs in indentation, and yaml-cpp then reports what it made of the line
+// ("illegal map value"), not the tab: when a parse fails, the nearest line at or before the
+// failure whose indentation holds a tab is named instead. Only failures are explained this
+// way, as a tab is legal elsewhere (after '-', inside flow collections and block scalars).
+std::string tab_before(const std::string& text, int error_line) {
+  std::vector<std::pair<int, int>> tabs;  // (line, column) of a tab in a line's indentation
+  int line = 1;
+  for (std::size_t start = 0; start <= text.size() && line <= error_line; ++line) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::size_t i = start;
+    while (i < end && (text[i] == ' ' || text[i] == '\t')) ++i;
+    const auto indent_end = text.begin() + static_cast<std::ptrdiff_t>(i);
+    const auto tab = std::find(text.begin() + static_cast<std::ptrdiff_t>(start), indent_end, '\t');
+    if (i < end && text[i] != '#' && tab != indent_end)
+      tabs.emplace_back(line, static_cast<int>(tab - text.begin() - static_cast<std::ptrdiff_t>(start)) + 1);
+    start = end + 1;
+  }
+  if (tabs.empty()) return "";
+  return fmt::format("{}:{}", tabs.back().first, tabs.back().second);
+}
 
 }  // namespace
 
@@ -171,7 +196,18 @@ YamlNodePtr parse_yaml(const std::string& text, const std::string& source_name) 
   try {
     YAML::Parser parser(in);
     parser.HandleNextDocument(builder);
+    // A second document would be ignored silently: a pipeline is one document.
+    TreeBuilder next(source_name);
+    if (parser.HandleNextDocument(next) && next.root() && next.root()->kind != YamlNode::Kind::Null)
+      throw Error(fmt::format("{}: a second YAML document begins here ('---'); a spec file holds one pipeline: remove "
+                              "the '---' line to merge its sections into the first, or put the second pipeline in its "
+                              "own file",
+                              next.start().str()));
   } catch (const YAML::Exception& e) {
+    if (const std::string tab = tab_before(text, e.mark.line + 1); !tab.empty())
+      throw Error(fmt::format("{}:{}: a tab character in the indentation; YAML indents with spaces only: replace the tab "
+                              "by spaces (the parser stopped at {}:{}: {})",
+                              source_name, tab, e.mark.line + 1, e.mark.column + 1, e.msg));
     throw Error(fmt::format("{}:{}:{}: invalid YAML: {}", source_name, e.mark.line + 1,
                             e.mark.column + 1, e.msg));
   }

@@ -42,8 +42,11 @@ class ImageFolder final : public rguard::ImageListDataset {
     Lists l;
     for (std::size_t c = 0; c < classes.size(); ++c) {
       std::vector<fs::path> files;
+      // Whatever is named like an image is listed, a FIFO, device or broken link too: the
+      // decoder refuses it by name (or dataset.on_error: skip leaves it out and counts it)
+      // instead of it vanishing from the data set unseen.
       for (const auto& item : fs::directory_iterator(classes[c]))
-        if (item.is_regular_file() && is_image(item.path())) files.push_back(item.path());
+        if (is_image(item.path())) files.push_back(item.path());
       std::sort(files.begin(), files.end());
       if (per_class_ > 0 && files.size() > static_cast<std::size_t>(per_class_)) files.resize(static_cast<std::size_t>(per_class_));
       auto& list = c < train_count ? l.train : l.eval;

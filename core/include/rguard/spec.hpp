@@ -39,7 +39,8 @@ struct PipelineSpec {
   std::string point = "main";  // sweep point name: "noise.sigma=0.25" (or "main" without a sweep)
   std::uint64_t seed = 0;
   std::int64_t threads = 0;  // 0: all cores
-  std::string device = "cpu";
+  std::string device = "cpu";    // "cpu", "cuda" or "cuda:N" (checked); whether it exists is the runner's to check
+  SourceLocation device_location;  // where `device` was written (none: the default)
   std::string output_root;
   std::string cache_root;
   StageSpec dataset, backbone, noise, certifier;

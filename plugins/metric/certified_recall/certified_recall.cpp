@@ -77,9 +77,9 @@ class CertifiedRecall final : public rguard::Metric {
   static double radius_at(const rguard::Certificate& c, std::int64_t k) {
     if (k == 1) return !c.abstain && c.correct ? c.radius : 0.0;
     if (static_cast<std::int64_t>(c.rank_radius.size()) < k)
-      throw rguard::Error(fmt::format("k: certified Recall@{} needs the {} smallest pair radii, but the certificates keep "
-                                      "{}; raise certifier.ranks to {}",
-                                      k, k, c.rank_radius.size(), k));
+      throw rguard::Error(fmt::format("k: certified Recall@{} needs {} radii per query, but the certifier kept {}; keep K "
+                                      "within what the certifier keeps (retrievalguard: certifier.ranks, at most 1024)",
+                                      k, k, c.rank_radius.size()));
     return std::max(0.0, c.rank_radius[static_cast<std::size_t>(k - 1)]);
   }
 
