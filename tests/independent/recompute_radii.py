@@ -5,6 +5,12 @@ them with the radii rguard wrote. Formulas: docs/certificates.md (A, B, C, D, Re
 
 Usage: recompute_radii.py RUN/certificates.h5      exit status 0 when every radius agrees
 Prints one line per point: how many queries and radii were checked, and the largest error.
+
+The split of alpha between the mean's event and the level sets (and per level) is not read
+from the file: it is derived from the point's own parameters (alpha, selection, radius,
+level_statistic, ranks, levels, candidates) by the rule of docs/certificates.md ("Combining
+certificates", "The confidence"), the file's alpha_* attributes must agree with it, and the
+radii are recomputed with the derived values.
 """
 import math
 import sys
@@ -86,6 +92,94 @@ def ppf(x):
     return np.where(x <= 0, -np.inf, np.where(x >= 1, np.inf, out))
 
 
+def derive_split(g, name):
+    """The alpha split of docs/certificates.md, from the point's own parameters:
+    certificate D (level sets) is on iff selection > 0, and then radius is max or d (with
+    radius a, b or c no selection samples are drawn; d without them is refused);
+    alpha_mean = alpha_D = alpha / 2 with D, alpha_mean = alpha without;
+    alpha_each = alpha_D / (ranks * levels) for the margin, alpha_D / (candidates * levels)
+    for pairs. Checks that the file's alpha_* attributes and array shapes agree; returns
+    (alpha_mean, alpha_each or None), or None (with a message printed) when they do not."""
+    a = g.attrs
+
+    def fail(message):
+        print(f"point {name}: {message}")
+        return None
+
+    needed = ["alpha", "selection", "radius", "ranks", "alpha_mean_event"]
+    missing = [key for key in needed if key not in a]
+    if missing:
+        return fail(f"the file lacks the attribute(s) {', '.join(missing)} that the alpha split is derived from")
+    alpha, selection, choice, ranks = float(a["alpha"]), int(a["selection"]), attr(a, "radius"), int(attr(a, "ranks"))
+    if selection > 0 and choice not in ("max", "d"):
+        return fail(f"selection = {selection} with radius {choice!r}: radius a, b or c draws no selection samples "
+                    "(docs/certificates.md, 'Combining certificates')")
+    if selection == 0 and choice == "d":
+        return fail("radius 'd' with selection = 0: certificate D needs the selection samples")
+    level_sets = selection > 0
+    alpha_mean = alpha / 2 if level_sets else alpha
+    expect = {"alpha_mean_event": alpha_mean}
+    alpha_each = None
+    if level_sets:
+        missing = [key for key in ("level_statistic", "levels") if key not in a]
+        if missing:
+            return fail(f"selection = {selection} but the file lacks the attribute(s) {', '.join(missing)} "
+                        "that the per-level alpha is derived from")
+        statistic, levels = attr(a, "level_statistic"), int(attr(a, "levels"))
+        if statistic == "margin":
+            statistics, what = ranks, "ranks"
+        elif statistic == "pairs":
+            if "candidates" not in a:
+                return fail("level_statistic pairs but the file lacks the attribute candidates (M) that the "
+                            "per-level alpha is derived from")
+            statistics, what = int(attr(a, "candidates")), "candidates"
+        else:
+            return fail(f"unknown level_statistic {statistic!r}")
+        alpha_level = alpha - alpha_mean
+        alpha_each = alpha_level / float(statistics * levels)
+        expect["alpha_level_event"] = alpha_level
+        expect["alpha_per_level"] = alpha_each
+        rule = f"alpha_D = alpha/2 = {alpha_level!r} over {what} x levels = {statistics} x {levels} levels"
+        # The arrays must have the shapes these parameters give, or the split would not be the one used.
+        shapes = {"d_levels": statistics * levels, "d_counts": statistics * levels}
+        if statistic == "margin":
+            shapes["d_floors"] = ranks
+            if ranks > 1:  # an empty row is not written: no d_excluded at ranks = 1
+                shapes["d_excluded"] = ranks - 1
+        else:
+            shapes["d_candidates"] = statistics
+        for key, columns in shapes.items():
+            if key not in g:
+                return fail(f"selection = {selection} but the file has no {key}")
+            if g[key].ndim != 2 or g[key].shape[1] != columns:
+                return fail(f"{key} has shape {g[key].shape}, but {what} = {statistics} and levels = {levels} "
+                            f"give {columns} columns")
+        if statistic == "margin":
+            every = int(attr(a, "level_every")) if "level_every" in a else None
+            if every is None:
+                return fail("level_statistic margin but the file lacks the attribute level_every")
+            n_c = -(-int(a["n"]) // every)
+            counted = set(int(x) for x in np.unique(g["d_counted"][:]))
+            if not counted <= {0, n_c}:
+                return fail(f"d_counted holds {sorted(counted)}, but n = {int(a['n'])} with level_every = {every} "
+                            f"counts n_c = {n_c} samples (0 when the skip rule held)")
+    else:
+        rule = "no certificate D (selection = 0): alpha is not split"
+        present = [key for key in ("alpha_level_event", "alpha_per_level") if key in a]
+        if present:
+            return fail(f"selection = 0 (no certificate D), yet the file has {', '.join(present)}")
+    if "recall_radius" in g and g["recall_radius"].shape[1] != ranks:
+        return fail(f"recall_radius has shape {g['recall_radius'].shape}, but ranks = {ranks}")
+    for key, value in expect.items():
+        if key not in a:
+            return fail(f"the file lacks {key} (the rule gives {value!r})")
+        stored = float(attr(a, key))
+        if not math.isclose(stored, value, rel_tol=1e-12, abs_tol=0.0):
+            return fail(f"{key} = {attr(a, key)} in the file, but the documented split gives {value!r} "
+                        f"(alpha = {alpha!r}; {rule}; docs/certificates.md, 'Combining certificates')")
+    return alpha_mean, alpha_each
+
+
 def check_point(f, name):
     g = f["points"][name]
     a = g.attrs
@@ -95,9 +189,11 @@ def check_point(f, name):
     labels = own["label"][:]
     sigma, n, alpha = float(a["sigma"]), int(a["n"]), float(a["alpha"])
     bound = attr(a, "bound")
-    alpha_mean = float(a["alpha_mean_event"])
-    level_sets = "alpha_per_level" in a
-    alpha_level = float(a["alpha_per_level"]) if level_sets else 0.0
+    split = derive_split(g, name)
+    if split is None:
+        return False
+    alpha_mean, alpha_each = split
+    level_sets = alpha_each is not None
     means = g["mean_embedding"][:]
     self_rows = g["query_gallery_index"][:]
     query_labels = g["query_label"][:]
@@ -164,7 +260,7 @@ def check_point(f, name):
                 if cand < 0:
                     continue
                 idx = int(np.searchsorted(neg, cand))
-                d_pairs[idx] = max(d_pairs[idx], level_radius(-1.0, levels[m], probabilities(counts[m], n, alpha_level), 0.0, sigma))
+                d_pairs[idx] = max(d_pairs[idx], level_radius(-1.0, levels[m], probabilities(counts[m], n, alpha_each), 0.0, sigma))
             d_rank = [math.inf if len(d_pairs) <= r else float(np.partition(d_pairs, r)[r]) for r in range(ranks.shape[1])]
         elif level_sets:
             # V_k = <f, e_p> - 1/2 - max over the pool minus the k - 1 excluded of (<f, e_n> - 1/2)
@@ -182,7 +278,7 @@ def check_point(f, name):
                     outside = min(float(b_sel[i]) for i, j in enumerate(neg) if int(j) not in pool)
             counted = int(g["d_counted"][q][0])  # every level_every-th main sample
             # The floors are what V_k can never go below: min over the pool minus T_k of -||e_p - e_n||.
-            excluded = [int(x) for x in g["d_excluded"][q] if x >= 0]
+            excluded = [int(x) for x in g["d_excluded"][q] if x >= 0] if "d_excluded" in g else []
             in_pool = [int(j) for j in neg if not pruned or int(j) in pool]
             for r in range(len(floors)):
                 rest = [j for j in in_pool if j not in excluded[:r]]
@@ -191,7 +287,7 @@ def check_point(f, name):
                     print(f"point {name} query {q}: floor of V_{r + 1} recomputed {floor!r}, stored {floors[r]!r}")
                     return False
             d_rank = [math.inf if len(neg) <= r else
-                      min(outside, level_radius(floors[r], levels[r], probabilities(counts[r], counted, alpha_level), 0.0, sigma))
+                      min(outside, level_radius(floors[r], levels[r], probabilities(counts[r], counted, alpha_each), 0.0, sigma))
                       for r in range(len(floors))]
         if d_rank is not None:
             radius_d = d_rank[0]
