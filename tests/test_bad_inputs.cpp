@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "rguard/cache.hpp"
 #include "shell.hpp"
 
 namespace fs = std::filesystem;
@@ -144,6 +145,17 @@ int run_group(const std::string& group) {
       // A refused run leaves nothing behind: no output folder, no cache entry, no temporary file.
       for (const auto& path : after)
         if (!before.count(path)) CHECK_MESSAGE(allowed(path, c.allow), "left behind: " << path);
+    }
+    // The cache is intact: every entry a run left opens and matches its checksum (a damaged
+    // one would be set aside, which the next lines would then see as a removed file).
+    if (fs::is_directory(work / "results" / "cache")) {
+      const rguard::Cache cache((work / "results" / "cache").string());
+      for (const char* stage : rguard::kCacheStages) {
+        std::error_code ec;
+        for (fs::directory_iterator it(work / "results" / "cache" / stage, ec), end; !ec && it != end; it.increment(ec))
+          if (it->path().extension() == ".h5" && fs::is_regular_file(fs::symlink_status(it->path())))
+            CHECK_MESSAGE(cache.open(stage, it->path().stem().string()).has_value(), "damaged cache entry: " << it->path());
+      }
     }
     // No run, refused or not, removes a file it did not write (a replaced run folder keeps
     // its file names; a damaged cache entry is moved aside, below an allowed prefix).

@@ -547,7 +547,7 @@ TEST_CASE("a sweep with a model per point: certificates.h5 keeps each model's ga
 // n = 1 and alpha = 1e-300: rho is larger than any margin, radii are -inf; the independent
 // check must agree (scipy's ppf gives NaN outside [0, 1]). pool = every negative: its
 // evidence is all -1 (no pruning) and must be read so.
-TEST_CASE("extreme settings recompute independently: n = 1 with alpha = 1e-300, and a pool of every negative") {
+TEST_CASE("extreme settings recompute independently: n = 1 with alpha = 1e-300 - a pool of every negative") {
   Workspace ws("extreme");
   ws.run({"certifier.n=1", "certifier.alpha=1e-300"});
   CHECK(recomputed_independently(ws.root / "out" / "tiny" / "certificates.h5").find("20 queries") != std::string::npos);

@@ -9,6 +9,7 @@
 #include "rguard/certifier.hpp"
 #include "rguard/loader.hpp"
 #include "rguard/noise.hpp"
+#include "shell.hpp"
 
 using namespace rguard;
 namespace fs = std::filesystem;
@@ -104,6 +105,43 @@ TEST_CASE("a folder with broken libraries: the good ones load the bad ones are l
   CHECK(contains(all, "rguard_garbage.so: cannot load the plugin library"));
   CHECK(contains(all, "API version 999"));
   CHECK(contains(all, "'rguard_plugin_entry' is missing"));
+  fs::remove_all(dir);
+}
+
+// Loading a library runs its code: a plugin folder anyone can write, or a library anyone can
+// replace, is refused like a shell refuses a world-writable PATH entry; the command line
+// loads plugins only for the commands that use them.
+TEST_CASE("plugins in a world-writable folder or library are not loaded - cache ls loads none") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_writable_plugins";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(RGUARD_PLUGIN_DIR) / "rguard_noise_gaussian.so", dir / "rguard_noise_gaussian.so");
+  fs::permissions(dir, fs::perms::others_write, fs::perm_options::add);
+  {
+    PluginLoader loader({dir.string()});
+    CHECK(loader.find(PluginKind::Noise, "gaussian") == nullptr);
+    REQUIRE(loader.refused().size() == 1);
+    CHECK(contains(loader.refused()[0], "writable by every user"));
+    CHECK(contains(loader.refused()[0], dir.string()));
+  }
+  fs::permissions(dir, fs::perms::others_write, fs::perm_options::remove);
+  fs::permissions(dir / "rguard_noise_gaussian.so", fs::perms::others_write, fs::perm_options::add);
+  {
+    PluginLoader loader({dir.string()});
+    CHECK(loader.find(PluginKind::Noise, "gaussian") == nullptr);
+    REQUIRE(loader.refused().size() == 1);
+    CHECK(contains(loader.refused()[0], "rguard_noise_gaussian.so: plugin library is writable by every user"));
+  }
+  fs::permissions(dir / "rguard_noise_gaussian.so", fs::perms::others_write, fs::perm_options::remove);
+  CHECK(PluginLoader({dir.string()}).find(PluginKind::Noise, "gaussian") != nullptr);
+
+  // The command line: `plugins` warns and names the folder; `cache ls` loads no plugin.
+  fs::permissions(dir, fs::perms::others_write, fs::perm_options::add);
+  const std::string env = "RGUARD_PLUGIN_PATH=" + dir.string() + " " + std::string(RGUARD_BINARY);
+  const auto listed = shell(env + " plugins noise");
+  CHECK(contains(listed.text, "warning: " + dir.string() + ": plugin folder is writable by every user"));
+  const auto ls = shell(env + " cache ls --cache " + (dir / "cache").string());
+  CHECK(!contains(ls.text, "writable by every user"));
   fs::remove_all(dir);
 }
 

@@ -306,7 +306,7 @@ TEST_CASE("point names that cannot be file names are refused with the swept key'
   CHECK(contains(error_of(folders, {"dataset.root=a,b/c"}, true), "--set: dataset.root: the point name 'dataset.root=b/c'"));
 }
 
-TEST_CASE("a second YAML document is refused; an empty one after '---' is not") {
+TEST_CASE("a second YAML document is refused - an empty one after '---' is not") {
   CHECK(contains(error_of(std::string(kBase) + "---\nseed: 4\n"), "spec.yaml:15:1: a second YAML document"));
   CHECK(error_of(std::string(kBase) + "---\n# nothing more\n").empty());
   CHECK(contains(error_of(replace(kBase, "  channels: [4]", "\tchannels: [4]")), "spec.yaml:6:1: a tab character"));

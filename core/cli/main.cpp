@@ -74,7 +74,7 @@ void print_reference(const PluginLoader& loader) {
                "a test keeps this file equal to that output.\n\n"
                "## Top level\n\n"
                "| key | type | default | meaning |\n|---|---|---|---|\n"
-               "| `name` | string | file stem | run name; outputs go to `<output>/<name>/`; at most 166 bytes of UTF-8 "
+               "| `name` | string | file stem | run name; outputs go to `<output>/<name>/`; at most 200 bytes of UTF-8 "
                "(its staging folder `.<name>.partial-<host>-<pid>-XXXXXX` must fit in a file name), no path separator "
                "or control character, not starting with `.` |\n"
                "| `seed` | int in [0, 1e18] | 0 | seed of every random stream (training, query choice, noise) |\n"
@@ -331,8 +331,9 @@ int main(int argc, char** argv) {
   // has been reported (an exception may refer to code in the library that threw it).
   std::optional<PluginLoader> plugin_loader;
   try {
-    const PluginLoader& loader = plugin_loader.emplace();
+    // Loading a plugin runs its code: only the commands that use plugins load them.
     if (plugins->parsed()) {
+      const PluginLoader& loader = plugin_loader.emplace();
       if (markdown) print_reference(loader);
       else print_plugins(loader, kind);
       return 0;
@@ -360,6 +361,7 @@ int main(int argc, char** argv) {
                                dry_run ? "would be freed" : "freed");
       return 0;
     }
+    const PluginLoader& loader = plugin_loader.emplace();
     const ExperimentSpec spec = load_experiment_spec(pipeline, overrides, loader);
     check_device(spec);
     if (show->parsed()) {
