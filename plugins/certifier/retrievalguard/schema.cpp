@@ -1,0 +1,60 @@
+#include "schema.hpp"
+
+namespace rguard::retrievalguard {
+
+std::vector<ParamSpec> schema() {
+  return {
+      {.name = "n", .type = ParamType::Int, .default_value = "100000", .doc = "Monte-Carlo samples per query", .min = 1},
+      {.name = "alpha", .type = ParamType::Float, .default_value = "0.001",
+       .doc = "failure probability of each certificate (split between the mean's event and the level sets' when "
+              "selection > 0)",
+       .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
+      {.name = "batch", .type = ParamType::Int, .default_value = "256",
+       .doc = "noisy images per forward pass (several queries share one when n is small); "
+              "256 suits 28x28 images, 32-128 suit 224x224 (docs/performance.md)", .min = 1},
+      {.name = "queries", .type = ParamType::Int, .default_value = "0",
+       .doc = "queries to certify, a seeded sample of those with a positive; 0 = all", .min = 0},
+      {.name = "radius", .type = ParamType::String, .default_value = "max",
+       .doc = "reported radius: max of A, B, C, D (sound: alpha is split between their events), or one of them",
+       .choices = "max|a|b|c|d"},
+      {.name = "bound", .type = ParamType::String, .default_value = "bernstein",
+       .doc = "how far F-hat may be from F: bernstein (variance-adaptive, on ||F-hat - F||), mcdiarmid (worst case), "
+              "or directional (empirical Bernstein on each direction the radii use; needs the samples' second moments "
+              "and certifies B and C, not A); docs/certificates.md",
+       .choices = "bernstein|mcdiarmid|directional"},
+      {.name = "selection", .type = ParamType::Int, .default_value = "100",
+       .doc = "selection samples per query (Cohen et al.'s n0, own noise stream): they fix p* and certificate D's "
+              "levels before the n samples; 0 = no certificate D (and none drawn when radius is a, b or c)",
+       .min = 0},
+      {.name = "level_statistic", .type = ParamType::String, .default_value = "margin",
+       .doc = "certificate D: the level sets of the margin over the nearest negative (one statistic covers every "
+              "negative), or of single pairs (the `candidates` most at risk; the others keep R_B); "
+              "docs/certificates.md",
+       .choices = "margin|pairs"},
+      {.name = "pool", .type = ParamType::Int, .default_value = "0",
+       .doc = "certificate D on the margin: the negatives most at risk on the selection samples that its max runs "
+              "over (the others keep R_B, sound); 0 = every negative",
+       .min = 0},
+      {.name = "level_every", .type = ParamType::Int, .default_value = "2",
+       .doc = "certificate D on the margin: count every m-th main sample (its product with the gallery costs most; all "
+              "samples feed the mean); docs/performance.md",
+       .min = 1},
+      {.name = "candidates", .type = ParamType::Int, .default_value = "32",
+       .doc = "certificate D on pairs: the negatives most at risk on the selection samples whose pairs get level "
+              "counts (the others keep R_B)",
+       .min = 1, .max = 4096},
+      {.name = "levels", .type = ParamType::Int, .default_value = "32",
+       .doc = "certificate D: levels per statistic (Clopper-Pearson per level, union bound over every level)",
+       .min = 1, .max = 4096},
+      {.name = "level_placement", .type = ParamType::String, .default_value = "selection",
+       .doc = "certificate D on pairs: levels spread over the selection samples' range of each pair's projection, or "
+              "a fixed grid on [-1, 1] (docs/certificates.md)",
+       .choices = "selection|grid"},
+      {.name = "ranks", .type = ParamType::Int, .default_value = "8",
+       .doc = "certified Recall@K radii kept per query, K = 1..ranks (from the margin statistics V_K of certificate D, "
+              "or the K-th smallest pair radius)",
+       .min = 1, .max = 1024},
+  };
+}
+
+}  // namespace rguard::retrievalguard
