@@ -9,9 +9,12 @@
 #include <chrono>
 #include <thread>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -335,13 +338,97 @@ TEST_CASE("two runs sharing a cache at once both finish with the same results an
   fs::remove_all(dir);
 }
 
+namespace {
+
+// What a figure's text measures on the report page in a 1280 px window: the height of its
+// digits and capitals (0.729 em in DejaVu Sans, the figures' font), given the text's size in
+// the figure's own pixels, the figure's width and the page's content width. An image is never
+// shown wider than the content (img max-width: 100%); shown narrower it shrinks its text.
+double shown_cap_height(double font_px, double figure_width, double content_width) {
+  return font_px * std::min(1.0, content_width / figure_width) * 0.729;
+}
+
+double number_after(const std::string& text, const std::string& key) {
+  const auto at = text.find(key);
+  return at == std::string::npos ? -1 : std::atof(text.c_str() + at + key.size());
+}
+
+// The report's figures keep every text at least 11 px high at 1280 px, each has one legend
+// (one plot of each script's two passes titles its curves, each name once) and each panel's
+// plot is at least 400 px wide.
+void check_figures(const fs::path& report, const std::vector<std::string>& stems) {
+  const std::string page = read(report / "index.html");
+  const std::string body = page.substr(page.find("body{"));
+  REQUIRE(contains(page, "img{max-width:100%"));
+  const double margin_em = number_after(body, "margin:"), max_width = number_after(body, "max-width:");
+  REQUIRE(contains(body.substr(0, body.find('}')), "em;"));
+  const double content = std::min(max_width, 1280 - 2 * margin_em * 16);  // 16 px = 1em
+  CHECK(content == 1216);
+  for (const auto& stem : stems) {
+    INFO(stem);
+    const std::string gp = read(report / (stem + ".gp"));
+    REQUIRE(!gp.empty());
+    std::vector<std::string> passes;
+    for (auto at = gp.find("set terminal "); at != std::string::npos;) {
+      const auto next = gp.find("set terminal ", at + 1);
+      passes.push_back(gp.substr(at, next == std::string::npos ? std::string::npos : next - at));
+      at = next;
+    }
+    CHECK(passes.size() == 2);
+    for (const auto& pass : passes) {
+      const bool png = pass.rfind("set terminal pngcairo ", 0) == 0;
+      CHECK((png || pass.rfind("set terminal svg dynamic ", 0) == 0));
+      const double width = number_after(pass, " size "), font = number_after(pass, "font 'DejaVu Sans,");
+      const double font_px = png ? font * 96 / 72 : font;  // pngcairo: points at 96 dpi; SVG: user units
+      const std::string terminal = pass.substr(0, pass.find('\n'));
+      INFO(terminal);
+      CHECK(shown_cap_height(font_px, width, content) >= 11);
+      std::size_t fonts = 0, keys = 0, legends = 0;
+      for (auto at = pass.find("font '"); at != std::string::npos; at = pass.find("font '", at + 1)) ++fonts;
+      CHECK(fonts == 1);  // every text in the terminal's font
+      CHECK(!contains(pass, "font \""));
+      std::istringstream lines(pass);
+      for (std::string line; std::getline(lines, line);) {
+        keys += line.rfind("set key", 0) == 0;
+        if (line.rfind("set lmargin at screen ", 0) == 0) {
+          std::string right;
+          std::getline(lines, right);
+          REQUIRE(right.rfind("set rmargin at screen ", 0) == 0);
+          CHECK((number_after(right, "screen ") - number_after(line, "screen ")) * width *
+                    std::min(1.0, content / width) >= 400);
+        }
+        if (line.rfind("plot ", 0) != 0 || !contains(line, " title \"")) continue;
+        ++legends;
+        std::set<std::string> names;
+        std::size_t titled = 0;
+        for (auto at = line.find(" title \""); at != std::string::npos; at = line.find(" title \"", at + 1), ++titled)
+          names.insert(line.substr(at, line.find('"', at + 8) - at));
+        CHECK(names.size() == titled);
+        CHECK(!contains(line, "notitle"));
+      }
+      CHECK(keys == 1);
+      CHECK(legends == 1);
+    }
+    // The SVG the page shows: every text drawn at a size the rule above allows.
+    const std::string svg = read(report / (stem + ".svg"));
+    const double view_width = number_after(svg, "viewBox=\"0 0 ");
+    CHECK(view_width == number_after(passes.back(), " size "));
+    std::size_t sizes = 0;
+    for (auto at = svg.find("font-size=\""); at != std::string::npos; at = svg.find("font-size=\"", at + 1), ++sizes)
+      CHECK(shown_cap_height(std::atof(svg.c_str() + at + 11), view_width, content) >= 11);
+    CHECK(sizes > 10);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("rguard report writes tables with the best value marked plots and an index page") {
   const fs::path dir = fs::temp_directory_path() / "rguard_test_report";
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "cli.yaml") << kSpec;
   auto out = rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() +
-                    " --set noise.sigma=0.2,0.4");
+                    " --set noise.sigma=0.2,0.4,0.6");
   REQUIRE(out.status == 0);
   out = rguard("report " + (dir / "out" / "cli").string() + " --out " + (dir / "report").string());
   INFO(out.text);
@@ -356,6 +443,9 @@ TEST_CASE("rguard report writes tables with the best value marked plots and an i
   CHECK(contains(read(dir / "report" / "index.html"), "<table>"));
   CHECK(fs::file_size(dir / "report" / "certified_recall.png") > 1000);
   CHECK(contains(read(dir / "report" / "certified_recall.svg"), "<svg"));
+  // Three points: the Recall@K and per-certificate figures are 2 rows of panels.
+  CHECK(contains(read(dir / "report" / "recall_at_k.gp"), "set title \"sigma=0.6\" noenhanced\nplot "));
+  check_figures(dir / "report", {"certified_recall", "recall_at_k", "certificates"});
   out = rguard("report " + (dir / "nothing").string());
   CHECK(out.status == 2);
   CHECK(contains(out.text, "not a run folder"));

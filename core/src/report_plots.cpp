@@ -77,8 +77,38 @@ void write_text(const fs::path& path, const std::string& text) {
   if (!out) throw Error(fmt::format("{}: cannot write", path.string()));
 }
 
-// One figure (one panel, or a row of panels), legend outside the plotting area so it
-// never covers a curve.
+// The figures' size and text, in their own pixels (SVG user units; the PNG is drawn in the
+// same pixels). index.html shows an SVG across the page's content width, 1280 - 2 x 2em =
+// 1216 px in a 1280 px window (report.cpp), so a 1200 px figure is shown at 1216/1200 and
+// its 16 px text at 16.2 px: digits and capitals (0.73 em in DejaVu Sans) 11.8 px high.
+// pngcairo takes points at 96 dpi: 12 pt is the same 16 px. tests/test_cli.cpp checks the
+// scripts against this rule.
+constexpr int kWidth = 1200;
+constexpr int kFontPx = 16;
+constexpr int kColumns = 2;  // small multiples: at most 2 panels a row, each 600 px wide
+
+std::string terminal(bool png, int height, const std::string& stem) {
+  // `reset` first: the PNG's settings (the legend panel's unset border) stay out of the SVG.
+  return fmt::format("reset\nset terminal {} size {},{} font 'DejaVu Sans,{}'\nset output '{}{}'\n",
+                     png ? "pngcairo" : "svg dynamic", kWidth, height, png ? kFontPx * 3 / 4 : kFontPx, stem,
+                     png ? ".png" : ".svg");
+}
+
+// How curve `style` (its place in the figure's legend) is drawn, the same in every panel.
+std::string curve_style(std::size_t style, bool dashed) {
+  return dashed ? fmt::format("linespoints linetype {} dashtype 2 pointtype {} linewidth 2", style + 1, 4 + style)
+                : fmt::format("lines linetype {} linewidth 2", style + 1);
+}
+
+std::string margins(double left, double right, double bottom, double top) {
+  return fmt::format("set lmargin at screen {:.4f}\nset rmargin at screen {:.4f}\nset bmargin at screen {:.4f}\n"
+                     "set tmargin at screen {:.4f}\n",
+                     left, right, bottom, top);
+}
+
+// One figure: one panel with its legend beside it (below it when names are long), or
+// panels of the same curves in rows of kColumns with one legend below them all, each name
+// drawn in one style in every panel. A legend never covers a curve.
 bool draw(const fs::path& gnuplot, const fs::path& out, const std::string& stem, const std::string& title, const std::vector<Panel>& panels,
           const std::string& xlabel, std::vector<std::string>& notes) {
   std::string data;
@@ -90,37 +120,80 @@ bool draw(const fs::path& gnuplot, const fs::path& out, const std::string& stem,
     }
   const std::string dat = stem + ".dat", gp = stem + ".gp", log = stem + ".log";
   write_text(out / dat, data);
-  const int width = 960 + 360 * static_cast<int>(panels.size() - 1);
-  // Long legends go below the plot, in as many columns as fit, so they never squeeze it.
-  std::size_t longest = 0, curves = 0;
+  // The legend: each curve name once, in the order the panels first name it (one panel:
+  // each curve, in its own style even where two runs' names are alike).
+  std::vector<const Curve*> legend;
+  std::vector<std::vector<std::size_t>> styles;  // per panel, per curve: its legend entry
   for (const auto& panel : panels) {
-    curves = std::max(curves, panel.curves.size());
-    for (const auto& curve : panel.curves) longest = std::max(longest, curve.title.size());
-  }
-  const bool below = longest > 28;
-  const int per_row = std::max(1, width / static_cast<int>(8 * longest + 80));
-  const int height = 560 + (below ? 24 * static_cast<int>((curves + per_row - 1) / per_row) : 0);
-  std::string script;
-  for (const bool png : {true, false}) {
-    script += fmt::format("set terminal {} size {},{} font 'DejaVu Sans,12'\nset output '{}{}'\n",
-                          png ? "pngcairo" : "svg dynamic", width, height, stem, png ? ".png" : ".svg");
-    script += fmt::format("set multiplot layout 1,{} title {} noenhanced\n", panels.size(), gnuplot_string(title));
-    script += fmt::format("set xlabel {} noenhanced\nset ylabel 'fraction of queries' noenhanced\n",
-                          gnuplot_string(xlabel));
-    script += fmt::format("set yrange [0:1.02]\nset xrange [0:*]\nset grid\nset key {} noenhanced\n",
-                          below ? "below" : "outside right top");
-    std::size_t block = 0;
-    for (const auto& panel : panels) {
-      script += fmt::format("set title {} noenhanced\nplot ", gnuplot_string(panel.title));
-      for (std::size_t c = 0; c < panel.curves.size(); ++c, ++block) {
-        const Curve& curve = panel.curves[c];
-        script += fmt::format("{}'{}' index {} with {} linewidth 2 title {}", c ? ", " : "", dat, block,
-                              curve.dashed ? fmt::format("linespoints dashtype 2 pointtype {}", 4 + c) : "lines",
-                              gnuplot_string(curve.title));
-      }
-      script += "\n";
+    styles.emplace_back();
+    for (const auto& curve : panel.curves) {
+      auto found = panels.size() == 1 ? legend.end() : std::find_if(legend.begin(), legend.end(), [&](const Curve* c) {
+        return c->title == curve.title;
+      });
+      styles.back().push_back(static_cast<std::size_t>(found - legend.begin()));
+      if (found == legend.end()) legend.push_back(&curve);
     }
-    script += "unset multiplot\nunset output\n";
+  }
+  std::size_t longest = 0;
+  for (const Curve* curve : legend) longest = std::max(longest, curve->title.size());
+  // A legend entry is its name and a 4-character line sample; 10 px a character is wider
+  // than DejaVu Sans draws at 16 px, so the entries fit in the columns counted here.
+  const int entry = 10 * static_cast<int>(longest + 7);
+  const int per_row = std::max(1, (kWidth - 40) / entry);
+  const int legend_rows = static_cast<int>((legend.size() + per_row - 1) / per_row);
+  const std::string common = fmt::format(
+      "set xlabel {} noenhanced\nset ylabel 'fraction of queries' noenhanced\nset yrange [0:1.02]\nset xrange [0:*]\nset grid\n",
+      gnuplot_string(xlabel));
+  auto plot = [&](std::size_t p, std::size_t& block, bool titled) {
+    std::string line = "plot ";
+    for (std::size_t c = 0; c < panels[p].curves.size(); ++c, ++block) {
+      const Curve& curve = panels[p].curves[c];
+      line += fmt::format("{}'{}' index {} with {} {}", c ? ", " : "", dat, block, curve_style(styles[p][c], curve.dashed),
+                          titled ? "title " + gnuplot_string(curve.title) : std::string("notitle"));
+    }
+    return line + "\n";
+  };
+  std::string script;
+  if (panels.size() == 1) {
+    // Long names go below the plot, in as many columns as fit, so they never squeeze it.
+    const bool below = longest > 28;
+    const int height = 600 + (below ? 28 * legend_rows : 0);
+    for (const bool png : {true, false}) {
+      std::size_t block = 0;
+      script += terminal(png, height, stem) +
+                fmt::format("set multiplot layout 1,1 title {} noenhanced\n", gnuplot_string(title)) + common +
+                fmt::format("set key {} noenhanced\n", below ? fmt::format("below maxcols {}", per_row) : "outside right top") +
+                fmt::format("set title {} noenhanced\n", gnuplot_string(panels[0].title)) + plot(0, block, true) +
+                "unset multiplot\nunset output\n";
+    }
+  } else {
+    // Rows of panels, in pixels from the top: the figure's title, per row a cell of the panel
+    // title, the plot, its tick labels and x label (left of it the y label and its tick
+    // labels), then the legend.
+    const int columns = kColumns, rows = static_cast<int>((panels.size() + columns - 1) / columns);
+    const int title_h = 40, cell_h = 420, cell_w = kWidth / columns, legend_h = 28 * legend_rows + 24;
+    const int height = title_h + rows * cell_h + legend_h;
+    auto y = [&](int px) { return 1.0 - static_cast<double>(px) / height; };
+    auto x = [&](int px) { return static_cast<double>(px) / kWidth; };
+    for (const bool png : {true, false}) {
+      std::size_t block = 0;
+      script += terminal(png, height, stem) +
+                fmt::format("set multiplot title {} noenhanced\n", gnuplot_string(title)) + common + "unset key\n";
+      for (std::size_t p = 0; p < panels.size(); ++p) {
+        const int row = static_cast<int>(p) / columns, column = static_cast<int>(p) % columns;
+        const int top = title_h + row * cell_h, left = column * cell_w;
+        script += margins(x(left + 100), x(left + cell_w - 30), y(top + cell_h - 80), y(top + 56)) +
+                  fmt::format("set title {} noenhanced\n", gnuplot_string(panels[p].title)) + plot(p, block, false);
+      }
+      // The legend: a plot of nothing but its entries, across the foot of the figure.
+      script += margins(x(20), x(kWidth - 20), y(height - 8), y(height - legend_h + 8)) +
+                "unset title\nunset xlabel\nunset ylabel\nunset grid\nunset border\nunset tics\nset xrange [0:1]\n" +
+                fmt::format("set key center center horizontal maxcols {} noenhanced\nplot ", per_row);
+      for (std::size_t i = 0; i < legend.size(); ++i)
+        script += fmt::format("{}NaN with {} title {}", i ? ", " : "", curve_style(i, legend[i]->dashed),
+                              gnuplot_string(legend[i]->title));
+      script += "\nunset multiplot\nunset output\n";
+    }
   }
   write_text(out / gp, script);
   const ProgramRun run = run_program(gnuplot, {gp}, out, log);

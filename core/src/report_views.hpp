@@ -34,7 +34,8 @@ std::string latex(const Table& t);
 std::string html(const Table& t);
 
 // Draws certified_recall (Recall@1 per point, empirical curves dashed when measured),
-// recall_at_k and certificates (a panel per point) as .png and .svg with the program
+// recall_at_k and certificates (a panel per point, two a row, one legend below them) as
+// .png and .svg, 1200 px wide with 16 px text, with the program
 // `gnuplot`, in the folder `out`; returns the files drawn, and says in `notes` what failed.
 std::vector<std::string> draw_plots(const std::filesystem::path& gnuplot, const std::filesystem::path& out,
                                     const std::vector<Series>& series, std::vector<std::string>& notes);
