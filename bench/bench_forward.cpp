@@ -20,10 +20,10 @@
 #include <thread>
 
 #include "rguard/backbone.hpp"
-#include "rguard/loader.hpp"
+#include "plugin/loader.hpp"
 #include "rguard/noise.hpp"
-#include "rguard/process_tuning.hpp"
-#include "rguard/spec.hpp"
+#include "pipeline/process_tuning.hpp"
+#include "spec/spec.hpp"
 
 using namespace rguard;
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "rguard/process_tuning.hpp"
+#include "pipeline/process_tuning.hpp"
 #include "rguard/retrieval.hpp"
 
 namespace {

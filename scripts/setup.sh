@@ -8,6 +8,7 @@ packages=(
   libopenblas0-openmp           # LibTorch's BLAS: ~26x faster than reference BLAS; OpenMP build shares LibTorch's threads
   libtorch-dev libyaml-cpp-dev libhdf5-dev libtbb-dev libfmt-dev
   libboost-dev libboost-filesystem-dev doctest-dev libcli11-dev nlohmann-json3-dev
+  libxxhash-dev                 # XXH3-128: cache keys, checksums and fingerprints (core/src/cache/hash.cpp)
   libstb-dev                    # JPEG/PNG decoding of image-folder data sets
   libmatio-dev                  # Cars196 annotations (cars_annos.mat)
   dataset-fashion-mnist         # the embedded default data set

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "rguard/cache.hpp"
+#include "cache/cache.hpp"
 
 namespace fs = std::filesystem;
 

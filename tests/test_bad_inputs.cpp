@@ -16,7 +16,7 @@
 
 #include <fmt/format.h>
 
-#include "rguard/cache.hpp"
+#include "cache/cache.hpp"
 #include "shell.hpp"
 
 namespace fs = std::filesystem;

@@ -121,6 +121,40 @@ TEST_CASE("directional deviation: Maurer-Pontil reference values") {
   CHECK(std::isinf(rguard::empirical_bernstein_deviation(1, 0.5, 0.0)));
 }
 
+TEST_CASE("the radii rho are rounded up: never below the exact value, and close to it") {
+  // mpmath 1.2.1 at 50 digits from the formulas above (alpha as the double it is); the
+  // variance-adaptive ones by 200 bisection steps on h(v) = 1 - (||F-hat|| - t(v))^2 - v:
+  //   /usr/bin/python3: from mpmath import mp, mpf, sqrt, log; mp.dps = 50
+  //   mcd = (1 + sqrt(2 * log(1 / mpf(alpha)))) / sqrt(n)
+  //   t(v) = lin + sqrt(lin**2 + 2 * v * L / n), L = log(2 / mpf(alpha)), lin = 2 * L / (3 * n)
+  //   eb = sqrt(2 * mpf(var) * L / n) + 14 * L / (3 * (n - 1)), L = log(2 / mpf(delta))
+  // Above by more than the reference's own rounding to double (1.1e-16): the slack (16 eps
+  // less under 5 eps of rounding) leaves at least 2.4e-15. Above by at most 1e-13, or 1e-11
+  // for the variance-adaptive rho, whose bisection counts a v as excluded only 1e-14 below
+  // h = 0 (2e-12 at ||F-hat|| = 0.999, where v* = 0.002 is small).
+  auto check_above = [](double got, double exact, double within = 1e-13) {
+    INFO("got " << got << ", exact " << exact);
+    CHECK(got >= exact * (1 + 1e-15));
+    CHECK(got <= exact * (1 + within));
+  };
+  check_above(rguard::mcdiarmid_radius(100000, 1e-10), 0.024621937923061851711);
+  check_above(rguard::mcdiarmid_radius(1000000, 1e-300), 0.038169221888498384469);
+  check_above(rguard::mcdiarmid_radius(1000000, 1e-10), 0.0077861404244151117925);
+  check_above(rguard::mcdiarmid_radius(100000, 1e-300), 0.12070167768400836024);
+  check_above(rguard::bernstein_radius(100000, 1e-10, 0.0), 0.021938966083456910875);
+  check_above(rguard::bernstein_radius(1000000, 1e-300, 0.0), 0.037651701775785630031);
+  check_above(rguard::bernstein_radius(100000, 1e-10, 0.93), 0.0086250463148395894942);
+  check_above(rguard::bernstein_radius(1000000, 1e-300, 0.93), 0.015514984287852474463);
+  check_above(rguard::bernstein_radius(1000000, 1e-10, 0.999), 0.00037755404640218881225, 1e-11);
+  check_above(rguard::empirical_bernstein_deviation(100000, 1e-10, 0.005), 0.0026469949856402986838);
+  check_above(rguard::empirical_bernstein_deviation(1000000, 1e-300, 0.1), 0.014986692715181746649);
+  check_above(rguard::empirical_bernstein_deviation(1000000, 1e-10, 0.0), 0.0001106887685377704143);
+  // The references of the first test case, which come with 20 digits, are bounded alike.
+  CHECK(rguard::mcdiarmid_radius(4000, 0.001) >= 0.074581088312761887113);
+  CHECK(rguard::mcdiarmid_radius(100000, 0.001) >= 0.014916217662552377423);
+  CHECK(rguard::mcdiarmid_radius(1, 0.5) >= 2.177410022515474691);
+}
+
 TEST_CASE("directional deviations: the covariance from packed sums and each direction's variance match the samples") {
   // Explicit unit samples in R^3; the sample variance of <f_i, u> computed directly must
   // equal what the deviations were built from.

@@ -786,6 +786,19 @@ TEST_CASE("plugin SDK: example plugins build against the installed package and a
   CHECK(contains(out.text, "robust_recall/sign_flip/0.5/smoothed"));
   CHECK(contains(out.text, "0 violations"));
   CHECK(fs::exists(work / "prefix" / "lib" / "cmake" / "rguard" / "rguardConfig.cmake"));
-  CHECK(fs::exists(work / "prefix" / "include" / "rguard" / "plugin.hpp"));
+  // Installed: exactly core/include/rguard (what a plugin needs), none of the core's own
+  // headers (core/src/<stage>/*.hpp).
+  std::set<std::string> shipped, plugin_facing;
+  for (const auto& entry : fs::recursive_directory_iterator(work / "prefix" / "include")) {
+    if (entry.is_regular_file()) shipped.insert(fs::relative(entry.path(), work / "prefix" / "include").string());
+  }
+  for (const auto& entry : fs::directory_iterator(root / "core" / "include" / "rguard")) {
+    plugin_facing.insert("rguard/" + entry.path().filename().string());
+  }
+  CHECK(shipped == plugin_facing);
+  CHECK(shipped.count("rguard/plugin.hpp") == 1);
+  for (const char* internal : {"rguard/executor.hpp", "rguard/cache.hpp", "rguard/spec.hpp", "rguard/report.hpp"}) {
+    CHECK_MESSAGE(shipped.count(internal) == 0, internal);
+  }
   fs::remove_all(work);
 }

@@ -15,28 +15,70 @@
 
 namespace rg = rguard::retrievalguard;
 
-TEST_CASE("Clopper-Pearson lower bound against scipy's beta quantile - never above it") {
-  // scipy 1.10.1: stats.beta.ppf(alpha, k, n - k + 1)
+TEST_CASE("Clopper-Pearson lower bound against exact binomial tails - never above them") {
+  // The p with P(Binomial(n, p) >= k) = alpha, by bisection to 30 digits on the upper tail
+  // summed term by term in mpmath 1.2.1 at 50 digits (/usr/bin/python3):
+  //   from mpmath import mp, mpf, binomial; mp.dps = 50
+  //   def tail(k, n, p):  # terms fall from j = k on for p < k/n
+  //       term = binomial(n, k) * p**k * (1 - p)**(n - k); total, j = term, k
+  //       while j < n and term > total * mpf(10)**-55:
+  //           term *= mpf(n - j) / (j + 1) * p / (1 - p); total += term; j += 1
+  //       return total
+  // bracketed around scipy 1.10.1's stats.beta.ppf(alpha, k, n - k + 1), or on log p in
+  // (1e-400, k/n) where scipy is wrong (k = 10, n = 1e5, alpha = 1e-300: scipy 2.3e-32);
+  // alpha^(1/n) = exp(log(mpf(alpha)) / n) at k = n. Elsewhere scipy agrees to 1.4e-15.
   struct Case {
     std::int64_t k, n;
-    double alpha, expected;
+    double alpha, exact;
   };
   const Case cases[] = {
-      {1, 10, 0.05, 0.005116196891823702},       {5, 10, 0.05, 0.2224411010081294},
-      {3990, 4000, 1e-6, 0.9914192726920416},    {2000, 4000, 2e-6, 0.46346994417031023},
-      {1, 4000, 1e-3, 2.501250521146073e-07},    {99999, 100000, 1e-3, 0.9999076696662654},
-      {50, 100, 0.001, 0.3447980064253177},      {9990, 10000, 1.953125e-06, 0.9966545612439923},
+      {1, 10, 0.05, 0.0051161968918237014254},
+      {5, 10, 0.05, 0.22244110100812908173},
+      {3990, 4000, 1e-6, 0.99141927269204157761},
+      {2000, 4000, 2e-6, 0.46346994417031035005},
+      {1, 4000, 1e-3, 2.5012505211460731642e-7},
+      {99999, 100000, 1e-3, 0.99990766966626544598},
+      {50, 100, 0.001, 0.34479800642531775688},
+      {9990, 10000, 1.953125e-06, 0.99665456124399227262},
+      // Extremes: n = 1e5 and 1e6, k near n, alpha = 1e-10 and 1e-300.
+      {99990, 100000, 1e-10, 0.99953443891121743305},
+      {50000, 100000, 1e-300, 0.44161900378439148712},
+      {100000, 100000, 1e-10, 0.99976976799815658635},
+      {10, 100000, 1e-300, 4.5289324919471711223e-35},
+      {1, 1000000, 1e-10, 1.0000000000499999864e-16},
+      {500000, 1000000, 1e-10, 0.49681886253510562951},
+      {999000, 1000000, 1e-10, 0.99878453103936890201},
+      {999999, 1000000, 1e-300, 0.99930291851420521688},
+      {1000000, 1000000, 1e-300, 0.99930946300258992169},
   };
   for (const auto& c : cases) {
     const double got = rguard::clopper_pearson_lower(c.k, c.n, c.alpha);
-    INFO("k = ", c.k, " n = ", c.n, " alpha = ", c.alpha);
-    CHECK(got <= c.expected * (1 + 1e-13));
-    CHECK(got >= c.expected * (1 - 1e-9));
-    // Its defining property, with rguard's own incomplete beta: I_p(k, n - k + 1) < alpha.
-    CHECK(rguard::incomplete_beta(static_cast<double>(c.k), static_cast<double>(c.n - c.k + 1), got) < c.alpha);
+    INFO("k = ", c.k, " n = ", c.n, " alpha = ", c.alpha, " got ", got, " exact ", c.exact);
+    // Below by more than the reference's rounding to double, and by at most 1e-13.
+    CHECK(got <= c.exact * (1 - 1e-15));
+    CHECK(got >= c.exact * (1 - 1e-13));
+    // Its defining property, with Boost's incomplete beta: I_p(k, n - k + 1) < alpha.
+    const auto k = static_cast<double>(std::min(c.k, c.n));
+    CHECK(rguard::incomplete_beta(k, static_cast<double>(c.n) - k + 1, got) < c.alpha);
   }
   CHECK(rguard::clopper_pearson_lower(0, 100, 0.01) == 0.0);
-  CHECK(rguard::clopper_pearson_lower(100, 100, 0.01) == doctest::Approx(std::pow(0.01, 1.0 / 100)).epsilon(1e-15));
+  CHECK(rguard::clopper_pearson_lower(100, 100, 0.01) < std::pow(0.01, 1.0 / 100));
+  CHECK(rguard::clopper_pearson_lower(100, 100, 0.01) == doctest::Approx(std::pow(0.01, 1.0 / 100)).epsilon(1e-13));
+  // No bound to take: 0, which bounds every probability.
+  CHECK(rguard::clopper_pearson_lower(5, 0, 0.01) == 0.0);
+  CHECK(rguard::clopper_pearson_lower(5, 10, 0.0) == 0.0);
+  CHECK(rguard::clopper_pearson_lower(5, 10, 1.0) == 0.0);
+  CHECK(rguard::clopper_pearson_lower(5, 10, std::nan("")) == 0.0);
+}
+
+TEST_CASE("incomplete beta at its edges") {
+  CHECK(rguard::incomplete_beta(2.0, 3.0, 0.0) == 0.0);
+  CHECK(rguard::incomplete_beta(2.0, 3.0, -1.0) == 0.0);
+  CHECK(rguard::incomplete_beta(2.0, 3.0, 1.0) == 1.0);
+  CHECK(std::isnan(rguard::incomplete_beta(2.0, 3.0, std::nan(""))));
+  CHECK(std::isnan(rguard::incomplete_beta(-1.0, 3.0, 0.5)));
+  // I_x(2, 3) = P(Binomial(4, x) >= 2): 11/16 at x = 1/2.
+  CHECK(rguard::incomplete_beta(2.0, 3.0, 0.5) == doctest::Approx(0.6875).epsilon(1e-15));
 }
 
 TEST_CASE("level-set radius: a point mass at 0.5 on a grid of 19 levels (closed form)") {

@@ -1,5 +1,6 @@
-// Phi and Phi^-1 against reference values computed with mpmath 1.2.1 at 40-700 digits
-// (Debian's python3-mpmath): ncdf(x), and sqrt(2)*erfinv(2p-1) checked by ncdf(x)/p - 1.
+// Phi and Phi^-1 (Boost.Math's normal distribution) against reference values computed with
+// mpmath 1.2.1 at 40-700 digits (Debian's python3-mpmath): ncdf(x), and sqrt(2)*erfinv(2p-1)
+// checked by ncdf(x)/p - 1.
 #include "prelude.hpp"
 
 #include <cmath>
@@ -46,11 +47,20 @@ TEST_CASE("Phi^-1 matches mpmath to 1e-9 in the body and 1e-12 in the tails") {
   check_relative(normal_quantile(0.999999), 4.7534243088228989482, 1e-9);
 }
 
+TEST_CASE("Phi at its edges") {
+  CHECK(normal_cdf(-std::numeric_limits<double>::infinity()) == 0.0);
+  CHECK(normal_cdf(std::numeric_limits<double>::infinity()) == 1.0);
+  CHECK(std::isnan(normal_cdf(std::nan(""))));
+  CHECK(normal_cdf(0.0) == 0.5);
+}
+
 TEST_CASE("Phi^-1 edge values and round trip") {
   CHECK(normal_quantile(0.5) == 0.0);
   CHECK(normal_quantile(0.0) == -std::numeric_limits<double>::infinity());
   CHECK(normal_quantile(-0.1) == -std::numeric_limits<double>::infinity());
   CHECK(normal_quantile(1.0) == std::numeric_limits<double>::infinity());
+  CHECK(normal_quantile(1.5) == std::numeric_limits<double>::infinity());
+  CHECK(std::signbit(normal_quantile(0.5)) == false);
   CHECK(std::isnan(normal_quantile(std::nan(""))));
   for (double x = -8; x <= 8; x += 0.37) {
     const double p = normal_cdf(x);

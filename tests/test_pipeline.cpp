@@ -20,20 +20,20 @@
 #include "rguard/concentration.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/training.hpp"
-#include "run_folder.hpp"
-#include "run_session.hpp"
+#include "output/run_folder.hpp"
+#include "pipeline/run_session.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include "rguard/certifier.hpp"
 #include "rguard/dataset.hpp"
-#include "rguard/executor.hpp"
-#include "rguard/h5io.hpp"
-#include "rguard/loader.hpp"
+#include "pipeline/executor.hpp"
+#include "io/h5io.hpp"
+#include "plugin/loader.hpp"
 #include "rguard/metric.hpp"
 #include "rguard/noise.hpp"
 #include "rguard/normal.hpp"
 #include "rguard/retrieval.hpp"
-#include "rguard/spec.hpp"
+#include "spec/spec.hpp"
 #include "rguard/tensors.hpp"
 
 using namespace rguard;

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "rguard/certifier.hpp"
-#include "rguard/loader.hpp"
+#include "plugin/loader.hpp"
 #include "rguard/noise.hpp"
 #include "shell.hpp"
 

@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "rguard/loader.hpp"
-#include "rguard/spec.hpp"
+#include "plugin/loader.hpp"
+#include "spec/spec.hpp"
 
 using namespace rguard;
 

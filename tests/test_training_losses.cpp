@@ -9,7 +9,7 @@
 #include <functional>
 
 #include "rguard/normal.hpp"
-#include "rguard/training_losses.hpp"
+#include "train/training_losses.hpp"
 
 namespace {
 

@@ -12,14 +12,14 @@
 #include <sstream>
 #include <tuple>
 
-#include "rguard/cache_admin.hpp"
+#include "cache/cache_admin.hpp"
 #include "rguard/error.hpp"
-#include "rguard/progress.hpp"
-#include "rguard/report.hpp"
-#include "rguard/executor.hpp"
-#include "rguard/loader.hpp"
-#include "rguard/process_tuning.hpp"
-#include "rguard/spec.hpp"
+#include "pipeline/progress.hpp"
+#include "report/report.hpp"
+#include "pipeline/executor.hpp"
+#include "plugin/loader.hpp"
+#include "pipeline/process_tuning.hpp"
+#include "spec/spec.hpp"
 
 namespace {
 
@@ -151,11 +151,13 @@ void print_run_summary(const RunResult& result) {
 void print_cache_list(const std::string& root) {
   const auto entries = list_cache(root);
   std::uintmax_t total = 0;
-  std::cout << fmt::format("{:<11} {:<17} {:>10}  {}\n", "stage", "key", "size", "used by");
+  std::cout << fmt::format("{:<11} {:<33} {:>10}  {}\n", "stage", "key", "size", "used by");
   for (const auto& e : entries) {
     total += e.bytes;
-    std::cout << fmt::format("{:<11} {:<17} {:>10}  {}\n", e.stage, e.key, human_count(static_cast<double>(e.bytes)) + "B",
-                             e.used_by.empty() ? "(unused: rguard cache gc removes it)" : fmt::format("{}", fmt::join(e.used_by, ", ")));
+    const std::string users = e.older_format    ? "(an older rguard's entry, never read: rguard cache gc removes it)"
+                              : e.used_by.empty() ? "(unused: rguard cache gc removes it)"
+                                                  : fmt::format("{}", fmt::join(e.used_by, ", "));
+    std::cout << fmt::format("{:<11} {:<33} {:>10}  {}\n", e.stage, e.key, human_count(double(e.bytes)) + "B", users);
   }
   std::cout << fmt::format("{} entries, {}B in {}\n", entries.size(), human_count(static_cast<double>(total)), root);
 }
@@ -350,8 +352,8 @@ int main(int argc, char** argv) {
     }
     if (cache_merge->parsed()) {
       const MergeReport merged = merge_caches(merge_sources, cache_root);
-      std::cout << fmt::format("cache merge into {}: {} entries copied, {} already there, {} damaged (skipped)\n",
-                               cache_root, merged.copied, merged.present, merged.damaged);
+      std::cout << fmt::format("cache merge into {}: {} entries copied, {} already there, {} damaged and {} of an "
+                               "older rguard (skipped)\n", cache_root, merged.copied, merged.present, merged.damaged, merged.older);
       return merged.damaged > 0 ? 2 : 0;
     }
     if (cache_gc->parsed()) {

@@ -9,6 +9,14 @@ work="$2"
 rm -rf "$work"
 mkdir -p "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
+# The SDK is self-contained: every quoted include of an installed header is itself installed
+# (the core's internal headers, under core/src, are not).
+for header in "$work/prefix/include/rguard/"*.hpp; do
+  while read -r included; do
+    [[ -f "$work/prefix/include/$included" ]] ||
+      { echo "check_sdk: $header includes \"$included\", which the SDK does not install" >&2; exit 1; }
+  done < <(sed -n 's/^#include "\(.*\)"$/\1/p' "$header")
+done
 for example in attack_sign_flip backbone_mlp; do
   cmake -S "$here/$example" -B "$work/$example" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
     -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -1,6 +1,7 @@
-// Fuzz target: a cache entry as a run meets it. The input's first 16 bytes become the
-// checksum file, the rest the entry; the reader must answer "absent" (and set the file
-// aside) or return a valid entry, never crash. Reads what the executor reads.
+// Fuzz target: a cache entry as a run meets it. The input's first 32 bytes (an XXH3-128
+// checksum's hex digits) become the checksum file, the rest the entry; the reader must
+// answer "absent" (and set the file aside) or return a valid entry, never crash. Reads
+// what the executor reads.
 #include <unistd.h>
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "rguard/cache.hpp"
+#include "cache/cache.hpp"
 #include "rguard/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -16,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const fs::path root = fs::temp_directory_path() / ("rguard_fuzz_cache_" + std::to_string(::getpid()));
   const std::string key = "00000000000000aa";
   fs::create_directories(root / "samples");
-  const std::size_t split = size < 16 ? size : 16;
+  const std::size_t split = size < 32 ? size : 32;
   std::ofstream(root / "samples" / (key + ".sum"), std::ios::binary)
       .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(split));
   std::ofstream(root / "samples" / (key + ".h5"), std::ios::binary)

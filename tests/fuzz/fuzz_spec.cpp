@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "rguard/spec.hpp"
+#include "spec/spec.hpp"
 
 namespace {
 

@@ -1,6 +1,8 @@
 // Concentration inequalities and confidence bounds used by certificates and the soundness
 // audit: general statistics, no retrieval geometry (that lives beside its certifier,
-// plugins/certifier/retrievalguard). Proofs and references in docs/certificates.md.
+// plugins/certifier/retrievalguard). Proofs and references in docs/certificates.md. Each
+// bound is rounded to its safe side by more than its floating-point error: radii up, the
+// Clopper-Pearson bound down (docs/certificates.md, "Floating point").
 #pragma once
 
 #include <cstdint>
@@ -26,11 +28,13 @@ double bernstein_radius(std::int64_t n, double alpha, double f_hat_norm);
 double empirical_bernstein_deviation(std::int64_t n, double delta, double variance);
 
 // One-sided Clopper-Pearson: the p with P(Binomial(n, p) >= k) = alpha, i.e. the alpha
-// quantile of Beta(k, n - k + 1); 0 for k = 0. With probability >= 1 - alpha the true
-// success probability is >= this (Clopper & Pearson 1934).
+// quantile of Beta(k, n - k + 1) (Boost.Math), moved down a little so that it is never above
+// the exact value; alpha^(1/n) (moved down alike) for k >= n; 0 for k = 0, n <= 0, or alpha
+// outside (0, 1). With probability >= 1 - alpha the true success probability is >= this
+// (Clopper & Pearson 1934).
 double clopper_pearson_lower(std::int64_t k, std::int64_t n, double alpha);
 
-// The regularised incomplete beta function I_x(a, b) (a, b > 0, x in [0, 1]).
+// The regularised incomplete beta function I_x(a, b) (a, b > 0, x in [0, 1]): Boost.Math's ibeta.
 double incomplete_beta(double a, double b, double x);
 
 // The smallest k with P(Binomial(n, p) > k) <= tail: how many failures of independent

@@ -1,0 +1,210 @@
+// The state of one run, shared by the files of its stages, in data-flow order:
+//   run_keys.cpp       cache keys of the stages
+//   data_stage.cpp     datasets loaded (or read back), checked; the queries chosen
+//   model_stage.cpp    backbones trained or restored; clean embeddings
+//   query_blocks.cpp   the queries of each point in blocks: plan, cache read and write
+//   sampler.cpp        noisy samples through the backbone into sufficient statistics
+//   certify_stage.cpp  the flow graph over all blocks: sample, store, certify
+//   audit_run.cpp      attacks on the certified queries and the soundness audit
+//   evaluate.cpp       a point's certificates, attacks and metrics collected
+//   executor.cpp       the order of it all (run_experiment, cache_status)
+// Internal to rguard_core.
+#pragma once
+
+#include <torch/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "rguard/attack.hpp"
+#include "rguard/backbone.hpp"
+#include "cache/cache.hpp"
+#include "rguard/certifier.hpp"
+#include "rguard/dataset.hpp"
+#include "rguard/error.hpp"
+#include "pipeline/run_result.hpp"
+#include "plugin/loader.hpp"
+#include "rguard/metric.hpp"
+#include "rguard/noise.hpp"
+#include "spec/spec.hpp"
+#include "rguard/statistics.hpp"
+
+namespace rguard::run {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Cache stages, in pipeline order (the order --force uses).
+inline constexpr const char* kBackboneStage = "backbone";
+inline constexpr const char* kEmbeddingStage = "embeddings";
+inline constexpr const char* kSampleStage = "samples";
+inline constexpr const char* kAuditStage = "audit";
+inline constexpr const char* kCheckpointStage = "checkpoint";  // training in progress (same key as the backbone)
+inline constexpr std::string_view kForceableStages[] = {kBackboneStage, kEmbeddingStage, kSampleStage};
+
+// "spec.yaml:4:11: point 'main': backbone plugin 'small_cnn' failed while ...": whom a
+// failure escaping a plugin is attributed to (with_context, rguard/error.hpp).
+inline std::string plugin_failure(const PipelineSpec& spec, const StageSpec& stage, std::string_view doing) {
+  return fmt::format("{}: point '{}': {} plugin '{}' failed {}", stage.location.str(), spec.point, to_string(stage.kind),
+                     stage.plugin, doing);
+}
+
+// What a dataset plugin delivered, shared by every point with the same dataset spec.
+struct LoadedData {
+  RetrievalData data;
+  std::string fingerprint;
+  std::vector<std::int64_t> gallery_label, query_label, query_gallery_index;
+  ImageShape shape() const {
+    const auto& s = data.gallery.images.sizes();
+    return {s[1], s[2], s[3]};
+  }
+};
+
+// A trained (or loaded) backbone and its clean embeddings, shared by every point with
+// the same backbone key (a backbone certified at several sigmas).
+struct Model {
+  std::shared_ptr<Backbone> backbone;
+  const Noise* noise = nullptr;        // training noise: the first point's plugin (its family is in the key)
+  const PipelineSpec* spec = nullptr;  // the first point that asked for it
+  LoadedData* data = nullptr;
+  std::string key, weights_hash, embedding_key;
+  std::string forward;  // forward_identity(): with weights_hash, what the forward pass computes
+  std::int64_t dim = 0;
+  double train_seconds = 0;  // how long training took (kept with the weights, resumes included)
+  std::vector<float> gallery_embedding, query_embedding;
+  std::vector<double> gallery_unit;  // unit_rows(gallery_embedding), for the certifiers
+  GalleryView gallery() const {
+    return {gallery_embedding.data(), data->gallery_label.data(), static_cast<std::int64_t>(data->gallery_label.size()), dim,
+            gallery_unit.empty() ? nullptr : gallery_unit.data()};
+  }
+};
+
+struct Point;
+
+// One unit of streaming, caching and resume: a few queries of one point.
+struct Block {
+  Point* point = nullptr;
+  std::vector<std::int64_t> rows;  // rows of the dataset's query set
+  std::string key;
+  bool cached = false;
+  CacheLock lock;                  // held while this process computes the block
+  std::vector<double> selection;   // [rows x selection size]: the certifier's selection statistics
+  std::vector<double> state;       // [rows x state size]: its main statistics
+  double seconds = 0;
+  std::vector<Certificate> certificates;
+};
+
+struct Point {
+  const SweepPoint* sweep = nullptr;
+  const PipelineSpec* spec = nullptr;
+  std::shared_ptr<Dataset> dataset;
+  std::shared_ptr<Backbone> backbone;
+  std::shared_ptr<Noise> noise;
+  std::shared_ptr<Certifier> certifier;
+  std::vector<std::shared_ptr<Metric>> metrics;
+  std::vector<std::shared_ptr<Attack>> attacks;
+  LoadedData* data = nullptr;
+  Model* model = nullptr;
+  std::string sample_key;
+  std::string statistics_id;  // what the certifier keeps of the samples (in sample_key)
+  std::vector<std::int64_t> queries;  // rows of the dataset's query set to certify, in block order
+  std::vector<Block> blocks;
+  std::int64_t reused_blocks = 0;
+  std::int64_t shard_blocks = 0;  // blocks this run samples or reuses (all, unless sharded)
+};
+
+// Everything one run (or `rguard show`) knows.
+struct Session {
+  const ExperimentSpec& spec;
+  const PluginLoader& loader;
+  std::ostream* log;
+  Cache cache;
+  torch::Device device{torch::kCPU};
+  int threads = 1;
+  int force = 99;  // stages at or after this index are recomputed
+  int shard = 0, shards = 1;
+  std::int64_t blocks_in_shard = 0;
+  std::vector<std::int64_t> computed_blocks;
+  std::map<std::string, std::unique_ptr<LoadedData>> datasets;
+  std::map<std::string, std::unique_ptr<Model>> models;
+  std::vector<std::unique_ptr<Point>> points;
+  std::vector<StageReport> stages;
+  std::mutex report_lock;
+  std::mutex torch_lock;  // one LibTorch-heavy task at a time: torch owns the cores
+
+  Session(const ExperimentSpec& s, const PluginLoader& l, std::ostream* out)
+      : spec(s), loader(l), log(out), cache(s.cache_root) {}
+
+  bool forced(std::string_view stage) const {
+    const auto* end = std::end(kForceableStages);
+    return std::find(std::begin(kForceableStages), end, stage) - std::begin(kForceableStages) >= force;
+  }
+
+  void report(StageReport r) {
+    std::lock_guard lock(report_lock);
+    if (log) {
+      const bool many = spec.points.size() > 1;
+      *log << fmt::format("[{:<12}] {:<9} {:>7}  {}{}{}\n", r.stage, r.status, fmt::format("{:.1f} s", r.seconds),
+                          many && !r.point.empty() ? r.point + ": " : "", r.detail,
+                          r.key.empty() ? "" : fmt::format("  (key {})", r.key.substr(0, 12)))
+           << std::flush;
+    }
+    stages.push_back(std::move(r));
+  }
+};
+
+// ---- the stages (each in the file named above) ----------------------------------------
+
+// run_keys.cpp
+std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data);
+std::string forward_identity(const StageSpec& backbone, const std::string& fingerprint);
+std::string embedding_key(const Session& s, const Model& model);
+std::string sample_key(const Session& s, const Point& p);
+
+// data_stage.cpp
+void load_datasets(Session& s);
+// The rows of the point's query set that can be certified, in a seeded order (throws when
+// there are none: before any training).
+std::vector<std::int64_t> select_queries(Session& s, const Point& p);
+
+// model_stage.cpp
+void assign_models(Session& s);
+void prepare_models(Session& s);
+
+// query_blocks.cpp
+void plan_blocks(const Session& s, Point& p);
+bool load_block(const Session& s, Block& block);  // true when the cache held it
+void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_done);
+void store_block(const Session& s, const Block& block);
+
+// sampler.cpp: streams n noisy copies of each image through the point's backbone, in
+// forward batches, and feeds image i's unit embeddings (double), in sample order, to
+// parts[i] (states: [images x state_size(parts[0])], initialised here). Image i's noise
+// is keyed by noise_ids[i].
+void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
+                    const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
+                    const std::vector<Statistics>& parts, double* states, std::atomic<std::int64_t>* samples_done);
+
+// certify_stage.cpp: samples (or reads back) every block of every point and certifies it.
+void certify_all(Session& s);
+
+// audit_run.cpp: attacks the point's certified queries and audits their certificates.
+std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& point);
+
+// evaluate.cpp
+PointResult collect_point(Session& s, Point& p);
+
+}  // namespace rguard::run
