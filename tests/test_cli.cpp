@@ -699,6 +699,18 @@ TEST_CASE("bench: the scripts parse and the Python reference loop runs on the te
       ++scripts;
     }
   CHECK(scripts >= 5);
+  // Python scripts parse (ast, so no __pycache__ is written into the tree).
+  for (const fs::path& folder : {root / "bench", root / "scripts"})
+    for (const auto& entry : fs::directory_iterator(folder))
+      if (entry.path().extension() == ".py") {
+        INFO(entry.path().string());
+        CHECK(shell("/usr/bin/python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' " + entry.path().string())
+                  .status == 0);
+      }
+  const auto cost = shell("/usr/bin/python3 " + (root / "bench/sequential_cost.py").string());
+  INFO(cost.text);
+  CHECK(cost.status == 0);
+  CHECK(cost.text.find("mixture CS") != std::string::npos);
   const auto out = shell("/usr/bin/python3 " + (root / "bench/reference/certify_reference.py").string() + " --model " +
                          (root / "tests/fixtures/tiny_embedder.pt").string() +
                          " --n 64 --batch 32 --threads 1 --random-shape 1,12,12 --queries 2");

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""What Theorem S costs in radius: a look that spends alpha_r < alpha against fixed n.
+
+  python3 bench/sequential_cost.py
+
+For the default schedule (geometric_schedule(1000, 2, 100000, alpha): eight looks, half of
+alpha at n, the other half shared by the seven early looks) it prints, at the look at n and
+at an early look, (1) sigma * Phi^-1 of the Clopper-Pearson bound (Cohen et al.'s radius,
+the shape of certificate D's levels) and (2) the Bernstein rho of the mean (certificates
+A/B/C), each against the fixed-n value at the same sample count. scipy's beta.ppf, and the
+rho formula of core/src/stats/concentration.cpp (Pinelis's Bernstein at v = 1 - ||F||^2).
+"""
+import math
+
+from scipy.optimize import brentq
+from scipy.special import betaln
+from scipy.stats import beta, norm
+
+
+def cp_lower(k, n, alpha):
+    return 0.0 if k == 0 else beta.ppf(alpha, k, n - k + 1)
+
+
+def mixture_cs_lower(k, n, alpha, a=1.0, b=1.0):
+    """The time-uniform alternative: the lower end of the beta-binomial mixture confidence
+    sequence {p : M_n(p) < 1/alpha}, M_n(p) = B(k + a, n - k + b) / (B(a, b) p^k (1-p)^(n-k)),
+    a nonnegative martingale under p (Robbins 1970; Howard et al. 2021), valid at every n at
+    once by Ville's inequality. Below k/n, M_n grows as p falls: the root of log M = log 1/alpha."""
+    log_mix = betaln(k + a, n - k + b) - betaln(a, b)
+    def excess(p):
+        return log_mix - k * math.log(p) - (n - k) * math.log1p(-p) - math.log(1 / alpha)
+    return brentq(excess, 1e-300, k / n)
+
+
+def bernstein_rho(n, alpha, f_norm):
+    # t(v) at v = 1 - ||F||^2 with ||F|| = f_norm (the fixed point, ignoring the slack).
+    log_term = math.log(2 / alpha)
+    linear = 2 * log_term / (3 * n)
+    v = 1 - f_norm**2
+    return linear + math.sqrt(linear**2 + 2 * v * log_term / n)
+
+
+def main():
+    alpha, sigma = 0.001, 0.25
+    looks = [1000 * 2**r for r in range(7)] + [100000]
+    final, early = alpha / 2, alpha / 2 / 7
+    print(f"alpha = {alpha}, sigma = {sigma}; looks {looks}; alpha at n: {final:g}, at each early look: {early:.3g}")
+    def radius_table(title, names, ours, theirs):
+        # sigma Phi^-1 of two lower bounds on the same counts, at the look at n and an early look.
+        print(title)
+        print(f"{'m':>7} {'p-hat':>6} {names[0]:>16} {names[1]:>16} {'change':>8}")
+        for m, share in ((100000, final), (8000, early)):
+            for p_hat in (0.9, 0.99, 0.999):
+                k = round(p_hat * m)
+                a, b = (sigma * norm.ppf(bound(k, m, share)) for bound in (ours, theirs))
+                print(f"{m:>7} {p_hat:>6} {a:>16.4f} {b:>16.4f} {100 * (b / a - 1):>7.1f}%")
+
+    radius_table("\nClopper-Pearson radius sigma * Phi^-1(p_lower), p-hat = k/m; fixed n against the look:",
+                 ("fixed (alpha)", "look (alpha_r)"), lambda k, m, share: cp_lower(k, m, alpha), cp_lower)
+    radius_table("\nThe time-uniform alternative at the same counts (beta-binomial mixture confidence sequence,\n"
+                 "valid at every n at once) against Theorem S's union over the eight looks:",
+                 ("union (alpha_r)", "mixture CS"), cp_lower, lambda k, m, share: mixture_cs_lower(k, m, alpha))
+    print("\nBernstein rho of the mean (smaller is better), ||F|| = 0.93 (the quickstart's median):")
+    print(f"{'m':>7} {'fixed (alpha/2)':>16} {'look':>10} {'change':>8}")
+    # The certifier gives the mean event half of its alpha (docs/certificates.md).
+    for m, share in ((100000, final), (8000, early)):
+        fixed = bernstein_rho(m, alpha / 2, 0.93)
+        look = bernstein_rho(m, share / 2, 0.93)
+        print(f"{m:>7} {fixed:>16.5f} {look:>10.5f} {100 * (look / fixed - 1):>7.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+// Sequential certification (Theorem S, docs/certificates.md): a query's samples come in
+// rounds, and after each round its certificate may be looked at and the query stopped. Each
+// look r spends alpha_r of the certificate's alpha, sum_r alpha_r <= alpha: by the union
+// bound every look's certificate holds at once with probability >= 1 - alpha, so whichever
+// look a data-dependent rule stops at, its certificate holds. The bounds themselves are the
+// fixed-n ones, computed at the look's sample count with the look's alpha.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace rguard {
+
+struct SequentialSchedule {
+  std::vector<std::int64_t> sizes;  // cumulative samples at each look: increasing, the last is n
+  std::vector<double> alphas;       // what each look spends, summing to at most alpha (0: the look
+                                    // can only abstain, which needs no confidence)
+  // The look at `samples` samples (one of `sizes`); -1 when no look happens there.
+  int look_at(std::int64_t samples) const;
+};
+
+// Looks at first, first g, first g^2, ... (each rounded up to a whole sample), the last at n
+// exactly; a look within a factor sqrt(g) of n is merged into the look at n, so no round is
+// a sliver. The look at n spends final_share of alpha (the queries that need every sample
+// lose only ln(1/final_share) in ln(1/alpha)); the earlier looks share the rest equally.
+// Refuses (rguard::Error) first < 1, g <= 1, n < first, alpha outside (0, 1) or final_share
+// outside (0, 1]. final_share = 1: the early looks spend nothing (they may only stop a query
+// to abstain). first = n (a single look) spends all of alpha at n: fixed-n.
+SequentialSchedule geometric_schedule(std::int64_t first, double growth, std::int64_t n, double alpha,
+                                      double final_share = 0.5);
+
+}  // namespace rguard

@@ -1,0 +1,44 @@
+#include "rguard/sequential.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "rguard/error.hpp"
+
+namespace rguard {
+
+int SequentialSchedule::look_at(std::int64_t samples) const {
+  const auto it = std::lower_bound(sizes.begin(), sizes.end(), samples);
+  return it != sizes.end() && *it == samples ? static_cast<int>(it - sizes.begin()) : -1;
+}
+
+SequentialSchedule geometric_schedule(std::int64_t first, double growth, std::int64_t n, double alpha,
+                                      double final_share) {
+  if (first < 1 || n < first)
+    throw Error(fmt::format("sequential schedule: the first look at {} samples must be in [1, n = {}]", first, n));
+  if (!(growth > 1.0) || !std::isfinite(growth))
+    throw Error(fmt::format("sequential schedule: growth {} must be a finite number above 1", growth));
+  if (!(alpha > 0.0 && alpha < 1.0)) throw Error(fmt::format("sequential schedule: alpha {} must be in (0, 1)", alpha));
+  if (!(final_share > 0.0 && final_share <= 1.0))
+    throw Error(fmt::format("sequential schedule: final_share {} must be in (0, 1]", final_share));
+  SequentialSchedule s;
+  const double merge = std::sqrt(growth);
+  for (double size = static_cast<double>(first); size * merge < static_cast<double>(n); size *= growth) {
+    const auto look = static_cast<std::int64_t>(std::ceil(size));
+    if (s.sizes.empty() || look > s.sizes.back()) s.sizes.push_back(look);
+  }
+  s.sizes.push_back(n);
+  const auto early = static_cast<double>(s.sizes.size() - 1);
+  // Each share is rounded down by a few ulps so that the rounded alphas cannot sum above
+  // alpha: a sum of R doubles is within R eps of its exact value.
+  const double slack = 1.0 - 4.0 * static_cast<double>(s.sizes.size()) * std::numeric_limits<double>::epsilon();
+  const double final_alpha = early == 0 ? alpha : alpha * final_share;
+  for (std::size_t r = 0; r + 1 < s.sizes.size(); ++r) s.alphas.push_back(alpha * (1.0 - final_share) / early * slack);
+  s.alphas.push_back(final_alpha * (early == 0 ? 1.0 : slack));
+  return s;
+}
+
+}  // namespace rguard

@@ -1,0 +1,123 @@
+// Sequential certification (Theorem S, docs/certificates.md): the schedule of looks and the
+// alpha each spends, and coverage under optional stopping: with the schedule's alphas a
+// bound holds at a data-dependent stopping time in >= 1 - alpha of repetitions, while the
+// same stopping rule with fixed-n bounds (alpha at every look) fails, so the test can fail.
+#include "prelude.hpp"
+
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "rguard/concentration.hpp"
+#include "rguard/error.hpp"
+#include "rguard/sequential.hpp"
+
+namespace {
+
+// The adversary's rule: look after each round and stop at the first look whose bound is
+// violated (the worst any data-dependent stopping rule can do). Returns the fraction of
+// repetitions it stopped at a violation. `violated(look, samples, successes)` decides.
+template <class Violated>
+double stopped_at_violation(const std::vector<std::int64_t>& sizes, double p, int repetitions, std::uint64_t seed,
+                            Violated violated) {
+  std::mt19937_64 rng(seed);
+  int stopped = 0;
+  for (int rep = 0; rep < repetitions; ++rep) {
+    std::int64_t successes = 0, drawn = 0;
+    for (std::size_t look = 0; look < sizes.size(); ++look) {
+      std::binomial_distribution<std::int64_t> more(sizes[look] - drawn, p);
+      successes += more(rng);
+      drawn = sizes[look];
+      if (violated(look, drawn, successes)) {
+        ++stopped;
+        break;
+      }
+    }
+  }
+  return static_cast<double>(stopped) / repetitions;
+}
+
+// Three standard errors of a rate near alpha over `repetitions`.
+double three_se(double alpha, int repetitions) { return 3.0 * std::sqrt(alpha * (1 - alpha) / repetitions); }
+
+}  // namespace
+
+TEST_CASE("sequential schedule: geometric looks, the last at n, alpha split with half at n") {
+  const auto s = rguard::geometric_schedule(1000, 2.0, 100000, 0.001);
+  CHECK(s.sizes == std::vector<std::int64_t>{1000, 2000, 4000, 8000, 16000, 32000, 64000, 100000});
+  REQUIRE(s.alphas.size() == s.sizes.size());
+  for (std::size_t r = 0; r + 1 < s.alphas.size(); ++r) CHECK(s.alphas[r] == doctest::Approx(0.0005 / 7).epsilon(1e-14));
+  CHECK(s.alphas.back() == doctest::Approx(0.0005).epsilon(1e-14));
+  CHECK(std::accumulate(s.alphas.begin(), s.alphas.end(), 0.0) <= 0.001);  // never more than alpha, rounding included
+  CHECK(s.look_at(4000) == 2);
+  CHECK(s.look_at(100000) == 7);
+  CHECK(s.look_at(4001) == -1);
+  // A look within sqrt(g) of n merges into the look at n: 1000 * 2^6 = 64000 stays for
+  // n = 90600 (64000 sqrt 2 = 90510 < 90600) and goes for n = 90000.
+  CHECK(rguard::geometric_schedule(1000, 2.0, 90600, 0.001).sizes ==
+        std::vector<std::int64_t>{1000, 2000, 4000, 8000, 16000, 32000, 64000, 90600});
+  CHECK(rguard::geometric_schedule(1000, 2.0, 90000, 0.001).sizes ==
+        std::vector<std::int64_t>{1000, 2000, 4000, 8000, 16000, 32000, 90000});
+  // Non-integer growth rounds each look up to a whole sample.
+  CHECK(rguard::geometric_schedule(100, 1.5, 1000, 0.01).sizes == std::vector<std::int64_t>{100, 150, 225, 338, 507, 760, 1000});
+  // One look (first = n): fixed n, all of alpha at n.
+  const auto fixed = rguard::geometric_schedule(5000, 2.0, 5000, 0.001);
+  CHECK(fixed.sizes == std::vector<std::int64_t>{5000});
+  CHECK(fixed.alphas == std::vector<double>{0.001});
+  // final_share 1: early looks spend nothing (they may only abstain).
+  const auto abstain_only = rguard::geometric_schedule(1000, 2.0, 8000, 0.001, 1.0);
+  CHECK(abstain_only.alphas.front() == 0.0);
+  CHECK(abstain_only.alphas.back() <= 0.001);
+  CHECK(abstain_only.alphas.back() > 0.001 * (1 - 1e-14));
+  CHECK_THROWS_AS(rguard::geometric_schedule(0, 2.0, 100, 0.001), rguard::Error);
+  CHECK_THROWS_AS(rguard::geometric_schedule(200, 2.0, 100, 0.001), rguard::Error);
+  CHECK_THROWS_AS(rguard::geometric_schedule(10, 1.0, 100, 0.001), rguard::Error);
+  CHECK_THROWS_AS(rguard::geometric_schedule(10, 2.0, 100, 0.0), rguard::Error);
+  CHECK_THROWS_AS(rguard::geometric_schedule(10, 2.0, 100, 0.001, 0.0), rguard::Error);
+}
+
+TEST_CASE("optional stopping: Clopper-Pearson holds at the stopping time with the schedule's alphas - not with alpha at every look") {
+  // Bernoulli(p) successes; a violation is a lower bound above p. Eight looks, 100 to 12800.
+  const double alpha = 0.05, p = 0.3;
+  const auto s = rguard::geometric_schedule(100, 2.0, 12800, alpha);
+  REQUIRE(s.sizes.size() == 8);
+  const int repetitions = 20000;
+  const double sequential = stopped_at_violation(s.sizes, p, repetitions, 1, [&](std::size_t look, std::int64_t m, std::int64_t k) {
+    return rguard::clopper_pearson_lower(k, m, s.alphas[look]) > p;
+  });
+  const double fixed = stopped_at_violation(s.sizes, p, repetitions, 1, [&](std::size_t, std::int64_t m, std::int64_t k) {
+    return rguard::clopper_pearson_lower(k, m, alpha) > p;
+  });
+  INFO("stopped at a violation: sequential " << sequential << ", fixed-n bounds " << fixed);
+  CHECK(sequential <= alpha + three_se(alpha, repetitions));
+  CHECK(fixed > alpha + three_se(alpha, repetitions));  // fixed-n bounds at a stopping time fail
+}
+
+TEST_CASE("optional stopping: the mean's rho holds at the stopping time with the schedule's alphas") {
+  // f = (cos a, +-sin a) with probability 1/2 each, so F = (cos a, 0) and ||F|| = cos a;
+  // ||F-hat - F|| = sin a |2k/m - 1| for k plus signs among m. A violation: above rho.
+  const double alpha = 0.05, a = 0.6;
+  const auto s = rguard::geometric_schedule(100, 2.0, 12800, alpha);
+  const int repetitions = 20000;
+  auto deviation = [&](std::int64_t m, std::int64_t k) {
+    return std::sin(a) * std::abs(2.0 * static_cast<double>(k) / static_cast<double>(m) - 1.0);
+  };
+  auto f_hat_norm = [&](std::int64_t m, std::int64_t k) { return std::hypot(std::cos(a), deviation(m, k)); };
+  for (const bool bernstein : {true, false}) {
+    auto rho = [&](std::int64_t m, double alpha_look, double norm) {
+      return bernstein ? rguard::bernstein_radius(m, alpha_look, norm) : rguard::mcdiarmid_radius(m, alpha_look);
+    };
+    const double sequential = stopped_at_violation(s.sizes, 0.5, repetitions, 2, [&](std::size_t look, std::int64_t m, std::int64_t k) {
+      return deviation(m, k) > rho(m, s.alphas[look], f_hat_norm(m, k));
+    });
+    INFO((bernstein ? "bernstein" : "mcdiarmid") << ": stopped at a violation " << sequential);
+    CHECK(sequential <= alpha + three_se(alpha, repetitions));
+    // The same adversary with rho shrunk 3x (a bound that is too small) stops at violations
+    // far more often than alpha: the simulation can see a failure.
+    const double shrunk = stopped_at_violation(s.sizes, 0.5, repetitions, 2, [&](std::size_t look, std::int64_t m, std::int64_t k) {
+      return deviation(m, k) > rho(m, s.alphas[look], f_hat_norm(m, k)) / 3.0;
+    });
+    CHECK(shrunk > alpha + three_se(alpha, repetitions));
+  }
+}
