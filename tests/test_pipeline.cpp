@@ -33,6 +33,7 @@
 #include "rguard/noise.hpp"
 #include "rguard/normal.hpp"
 #include "rguard/retrieval.hpp"
+#include "rguard/sequential.hpp"
 #include "spec/spec.hpp"
 #include "rguard/tensors.hpp"
 
@@ -1079,4 +1080,46 @@ TEST_CASE("certified Recall@K on a hand-built gallery: the k-th smallest pair ra
   // Five or more nearest always hold a positive: only four negatives exist.
   CHECK(std::isinf(c.rank_radius[4]));
   CHECK(std::isinf(c.rank_radius[5]));
+}
+
+TEST_CASE("sequential sampling: queries stop at looks with their look's alpha - a rerun reuses them byte for byte - threads and batches stop alike") {
+  Workspace ws("sequential");
+  const std::vector<std::string> sequential{"certifier.n=3200", "certifier.sampling=sequential", "certifier.first_look=100",
+                                            "certifier.target_radii=[0, 0.05]"};
+  const auto run = ws.run(sequential);
+  const auto schedule = geometric_schedule(100, 2.0, 3200, 0.01);
+  REQUIRE(schedule.sizes == std::vector<std::int64_t>{100, 200, 400, 800, 1600, 3200});
+  const auto& point = run.points[0];
+  REQUIRE(point.certificates.size() == 20);
+  std::int64_t drawn = 0, early = 0;
+  for (const auto& c : point.certificates) {
+    const int look = schedule.look_at(c.n);
+    REQUIRE(look >= 0);  // every query stopped at a look
+    drawn += c.n;
+    early += c.n < 3200;
+    // Its rho spends the look's share of alpha (half of it: the mean's event, D has the other).
+    CHECK(c.rho == bernstein_radius(c.n, schedule.alphas[static_cast<std::size_t>(look)] / 2, c.f_norm));
+    // (Why each stopped is the rule's business, tested on hand-built certificates in
+    // test_sequential.cpp.)
+  }
+  MESSAGE(early << " of 20 queries stopped early; " << drawn << " main samples against " << 20 * 3200 << " fixed");
+  CHECK(early > 0);
+  CHECK(drawn < 20 * 3200);
+  for (const auto& s : run.stages)
+    if (s.stage == "samples") CHECK(s.detail.find("sequential: ") != std::string::npos);
+  const auto csv = ws.file("certificates.csv");
+  const auto again = ws.run(sequential);
+  CHECK(status_of(again, "samples") == "reused");
+  CHECK(ws.file("certificates.csv") == csv);
+  // The same stops at another thread count and forward batch (kernels may round F-hat in
+  // its last bits; the decisions are far from such margins here).
+  auto other_overrides = sequential;
+  other_overrides.insert(other_overrides.end(), {"threads=1", "certifier.batch=37", "cache=" + (ws.root / "cache2").string()});
+  const auto other = ws.run(other_overrides);
+  REQUIRE(other.points[0].certificates.size() == point.certificates.size());
+  for (std::size_t i = 0; i < point.certificates.size(); ++i) CHECK(other.points[0].certificates[i].n == point.certificates[i].n);
+  // Every radius of the sequential run recomputed independently, each query at its look.
+  recomputed_independently(ws.root / "out" / "tiny" / "certificates.h5");
+  // The sequential samples are their own cache entries: the fixed run beside them recomputes.
+  CHECK(status_of(ws.run({"certifier.n=3200"}), "samples") == "computed");
 }

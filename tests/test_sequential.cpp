@@ -1,7 +1,8 @@
 // Sequential certification (Theorem S, docs/certificates.md): the schedule of looks and the
 // alpha each spends, and coverage under optional stopping: with the schedule's alphas a
 // bound holds at a data-dependent stopping time in >= 1 - alpha of repetitions, while the
-// same stopping rule with fixed-n bounds (alpha at every look) fails, so the test can fail.
+// same stopping rule with fixed-n bounds (alpha at every look) fails, so the test can fail;
+// and the certifier's stopping rule (plugins/certifier/retrievalguard/stopping.hpp).
 #include "prelude.hpp"
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "rguard/concentration.hpp"
 #include "rguard/error.hpp"
 #include "rguard/sequential.hpp"
+#include "stopping.hpp"
 
 namespace {
 
@@ -120,4 +122,42 @@ TEST_CASE("optional stopping: the mean's rho holds at the stopping time with the
     });
     CHECK(shrunk > alpha + three_se(alpha, repetitions));
   }
+}
+
+namespace {
+// A certificate with these Recall@K radii (Recall@1 first); abstaining when the first is <= 0.
+rguard::Certificate with_radii(std::vector<double> rank) {
+  rguard::Certificate c;
+  c.abstain = !(rank.front() > 0);
+  c.radius = c.abstain ? 0.0 : rank.front();
+  c.rank_radius = std::move(rank);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("stopping rule on hand-built certificates: stop when certified beyond the largest target or when n cannot reach the next") {
+  using rguard::retrievalguard::draws_on;
+  const std::vector<double> targets{0.0, 0.05, 0.1};
+  // Certified beyond 0.1 at every K: nothing left to gain.
+  CHECK_FALSE(draws_on(with_radii({0.12, 0.15}), with_radii({0.3, 0.4}), targets));
+  // Holds 0.05 at K = 1 (radius 0.07 > 0.05) but not 0.1; n samples might give 0.11: draw on.
+  CHECK(draws_on(with_radii({0.07, 0.2}), with_radii({0.11, 0.3}), targets));
+  // The same, but even the optimistic projection stays at 0.09 < 0.1 at K = 1, and K = 2
+  // already holds every target: stop.
+  CHECK_FALSE(draws_on(with_radii({0.07, 0.2}), with_radii({0.09, 0.3}), targets));
+  // A target counts only when the radius is above it: 0.1 exactly does not hold 0.1.
+  CHECK(draws_on(with_radii({0.1, 0.2}), with_radii({0.2, 0.3}), targets));
+  // Abstaining now; optimistic n cannot even certify r = 0 (radius <= 0) at any K: stop.
+  CHECK_FALSE(draws_on(with_radii({0.0, 0.0}), with_radii({-0.01, 0.0}), targets));
+  // Abstaining at K = 1, but Recall@2 could reach 0: draw on.
+  CHECK(draws_on(with_radii({0.0, 0.0}), with_radii({-0.01, 0.02}), targets));
+  // Without Recall@K radii the Recall@1 radius decides.
+  rguard::Certificate now, best;
+  now.abstain = false;
+  now.radius = 0.06;
+  best.abstain = false;
+  best.radius = 0.2;
+  CHECK(draws_on(now, best, targets));
+  best.radius = 0.08;
+  CHECK_FALSE(draws_on(now, best, targets));
 }

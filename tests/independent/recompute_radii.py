@@ -10,7 +10,9 @@ The split of alpha between the mean's event and the level sets (and per level) i
 from the file: it is derived from the point's own parameters (alpha, selection, radius,
 level_statistic, ranks, levels, candidates) by the rule of docs/certificates.md ("Combining
 certificates", "The confidence"), the file's alpha_* attributes must agree with it, and the
-radii are recomputed with the derived values.
+radii are recomputed with the derived values. With sampling: sequential each query is
+recomputed at its own sample count (`samples`), which must be a look, with that look's alpha
+from the documented schedule (Theorem S), checked against the file's alpha_looks.
 """
 import math
 import sys
@@ -119,7 +121,7 @@ def derive_split(g, name):
     level_sets = selection > 0
     alpha_mean = alpha / 2 if level_sets else alpha
     expect = {"alpha_mean_event": alpha_mean}
-    alpha_each = None
+    alpha_each, divisor = None, None
     if level_sets:
         missing = [key for key in ("level_statistic", "levels") if key not in a]
         if missing:
@@ -136,7 +138,8 @@ def derive_split(g, name):
         else:
             return fail(f"unknown level_statistic {statistic!r}")
         alpha_level = alpha - alpha_mean
-        alpha_each = alpha_level / float(statistics * levels)
+        divisor = float(statistics * levels)
+        alpha_each = alpha_level / divisor
         expect["alpha_level_event"] = alpha_level
         expect["alpha_per_level"] = alpha_each
         rule = f"alpha_D = alpha/2 = {alpha_level!r} over {what} x levels = {statistics} x {levels} levels"
@@ -158,16 +161,23 @@ def derive_split(g, name):
             every = int(attr(a, "level_every")) if "level_every" in a else None
             if every is None:
                 return fail("level_statistic margin but the file lacks the attribute level_every")
-            n_c = -(-int(a["n"]) // every)
-            counted = set(int(x) for x in np.unique(g["d_counted"][:]))
-            if not counted <= {0, n_c}:
-                return fail(f"d_counted holds {sorted(counted)}, but n = {int(a['n'])} with level_every = {every} "
-                            f"counts n_c = {n_c} samples (0 when the skip rule held)")
+            samples = g["samples"][:] if "samples" in g else np.full(len(g["d_counted"]), int(a["n"]))
+            for q, (n_q, counted) in enumerate(zip(samples, g["d_counted"][:, 0])):
+                n_c = -(-int(n_q) // every)
+                if int(counted) not in (0, n_c):
+                    return fail(f"query {q}: d_counted is {int(counted)}, but n = {int(n_q)} with level_every = {every} "
+                                f"counts n_c = {n_c} samples (0 when the skip rule held)")
     else:
         rule = "no certificate D (selection = 0): alpha is not split"
         present = [key for key in ("alpha_level_event", "alpha_per_level") if key in a]
         if present:
             return fail(f"selection = 0 (no certificate D), yet the file has {', '.join(present)}")
+    # Sequential sampling (Theorem S): each query's alpha is its look's, split as above.
+    looks = None
+    if "sampling" in a and attr(a, "sampling") == "sequential":
+        looks = derive_looks(a, alpha)
+        if isinstance(looks, str):
+            return fail(looks)
     if "recall_radius" in g and g["recall_radius"].shape[1] != ranks:
         return fail(f"recall_radius has shape {g['recall_radius'].shape}, but ranks = {ranks}")
     for key, value in expect.items():
@@ -177,7 +187,29 @@ def derive_split(g, name):
         if not math.isclose(stored, value, rel_tol=1e-12, abs_tol=0.0):
             return fail(f"{key} = {attr(a, key)} in the file, but the documented split gives {value!r} "
                         f"(alpha = {alpha!r}; {rule}; docs/certificates.md, 'Combining certificates')")
-    return alpha_mean, alpha_each
+    return alpha_mean, alpha_each, looks, divisor
+
+
+def derive_looks(a, alpha):
+    """{samples at a look: the alpha it spends}, derived from the documented rule
+    (geometric_schedule: half of alpha at n, the other half shared by the earlier looks,
+    each rounded down by 4 R eps) and checked against the file's alpha_looks; a message
+    when they disagree."""
+    for key in ("looks", "alpha_looks"):
+        if key not in a:
+            return f"sampling sequential but the file lacks the attribute {key}"
+    sizes = [int(x) for x in attr(a, "looks").split(",")]
+    stored = [float(x) for x in attr(a, "alpha_looks").split(",")]
+    if sizes != sorted(set(sizes)) or sizes[-1] != int(a["n"]) or len(stored) != len(sizes):
+        return f"looks {sizes} must increase to n = {int(a['n'])}, one alpha each (alpha_looks {stored})"
+    slack = 1 - 4 * len(sizes) * 2.0**-52
+    rule = [alpha] if len(sizes) == 1 else [alpha / 2 / (len(sizes) - 1) * slack] * (len(sizes) - 1) + [alpha / 2 * slack]
+    for size, mine, theirs in zip(sizes, rule, stored):
+        if not math.isclose(mine, theirs, rel_tol=1e-12, abs_tol=0.0):
+            return f"alpha at the look at {size} is {theirs!r} in the file, but the documented schedule gives {mine!r}"
+    if sum(stored) > alpha:
+        return f"the looks spend {sum(stored)!r} > alpha = {alpha!r}"
+    return dict(zip(sizes, rule))
 
 
 def check_point(f, name):
@@ -192,8 +224,12 @@ def check_point(f, name):
     split = derive_split(g, name)
     if split is None:
         return False
-    alpha_mean, alpha_each = split
+    alpha_mean, alpha_each, looks, divisor = split
     level_sets = alpha_each is not None
+    samples = g["samples"][:] if "samples" in g else None
+    if looks is not None and samples is None:
+        print(f"point {name}: sampling sequential but no per-query samples")
+        return False
     means = g["mean_embedding"][:]
     self_rows = g["query_gallery_index"][:]
     query_labels = g["query_label"][:]
@@ -204,6 +240,13 @@ def check_point(f, name):
     unit = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
     k = unit.shape[1]
     for q in range(len(means)):
+        if looks is not None:  # this query's look: its n and its alpha (Theorem S)
+            n = int(samples[q])
+            if n not in looks:
+                print(f"point {name} query {q}: {n} samples is no look of {sorted(looks)}")
+                return False
+            alpha_mean = looks[n] / 2 if level_sets else looks[n]
+            alpha_each = (looks[n] - alpha_mean) / divisor if level_sets else None
         f_hat = means[q]
         f_norm = float(np.linalg.norm(f_hat))
         dot = unit @ f_hat

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rguard/certificate.hpp"
 #include "rguard/plugin.hpp"
@@ -25,6 +26,13 @@ struct SamplingPlan {
   std::int64_t selection = 0;  // selection samples per query, drawn before the main ones (0 = none)
   std::int64_t batch = 0;      // noisy images per forward pass (queries are packed when n is small)
   std::int64_t queries = 0;    // how many queries to certify (0 = all eligible)
+  // Sequential sampling (Theorem S, rguard/sequential.hpp): the main sample counts at which
+  // the core asks need_more(), increasing, the last = n. A query stops at the first look
+  // where need_more() says no. Empty: every query draws n (fixed sampling).
+  std::vector<std::int64_t> looks;
+  // What need_more() depends on besides the states (the schedule, target radii, ...): part
+  // of the samples' cache key, since it decides how many samples each query holds.
+  std::string stopping_id;
 };
 
 // One query as a certifier sees it.
@@ -57,8 +65,16 @@ class Certifier : public Plugin {
   // without a selection phase). Every query of a point gets parts of the same ids and sizes.
   virtual Statistics statistics(const QueryInfo& query, const GalleryView& gallery,
                                 const double* selection) const = 0;
+  // state.samples is the query's main sample count: plan().n, or with sequential sampling
+  // the look it stopped at, whose share of alpha the certificate must spend.
   virtual Certificate certify(const QueryInfo& query, const GalleryView& gallery, const QueryState& state,
                               double sigma) const = 0;
+  // Sequential sampling: after the look at state.samples (a look of plan().looks before the
+  // last), whether the query is to draw on to the next look. A function of its arguments
+  // alone, so that shards and resumes stop each query where a single run would. Default:
+  // always (every query draws n).
+  virtual bool need_more(const QueryInfo& query, const GalleryView& gallery, const QueryState& state,
+                         double sigma) const;
   // How its certificates were made (the bound, how alpha is split between events, ...):
   // written as attributes of the point in certificates.h5.
   virtual std::vector<std::pair<std::string, std::string>> describe() const { return {}; }

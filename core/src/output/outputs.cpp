@@ -206,6 +206,7 @@ void write_h5(const fs::path& path, const RunResult& result) {
     if (!point.certificates.empty()) {
       column("query_id", [](const Certificate& c) { return c.query_id; });
       column("query_label", [](const Certificate& c) { return c.label; });
+      column("samples", [](const Certificate& c) { return c.n; });  // main samples drawn: n, or its look
       column("predict_index", [](const Certificate& c) { return c.predict_index; });
       column("abstain", [&](const Certificate& c) { return as_int(c.abstain); });
       column("correct", [&](const Certificate& c) { return as_int(c.correct); });

@@ -197,7 +197,7 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
         std::vector<double> sums(rows.size() * static_cast<std::size_t>(m.dim));
         {
           std::lock_guard torch(s.torch_lock);
-          stream_samples(s, p, rows, batch_ids, samples,
+          stream_samples(s, p, rows, batch_ids, 0, samples,
                          derive_seed(p.spec->seed, fmt::format("noise/audit/{}/{}", stage.canonical(), e)),
                          std::vector<Statistics>(rows.size(), {sum_statistic(m.dim)}), sums.data(), nullptr);
         }

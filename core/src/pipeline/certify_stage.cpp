@@ -27,7 +27,7 @@ void certify_block(Block& block) {
   for (std::size_t i = 0; i < count; ++i) {
     const auto id = static_cast<std::size_t>(block.rows[i]);
     const QueryInfo query{block.rows[i], d.query_label[id], d.query_gallery_index[id]};
-    const QueryState state{plan.selection, plan.n, block.selection.empty() ? nullptr : block.selection.data() + i * selection,
+    const QueryState state{plan.selection, block.samples[i], block.selection.empty() ? nullptr : block.selection.data() + i * selection,
                            block.state.data() + i * size};
     block.certificates.push_back(p.certifier->certify(query, gallery, state, p.noise->sigma()));
   }
@@ -136,19 +136,27 @@ void certify_all(Session& s) {
   const double elapsed = seconds_since(start);
   for (auto& p : s.points) {
     const auto total = static_cast<std::int64_t>(p->blocks.size());
-    std::int64_t queries = 0;
+    std::int64_t queries = 0, drawn = 0;
     double sampling = 0;  // this point's own share of the sampling time
     for (const auto& b : p->blocks) {
       queries += static_cast<std::int64_t>(b.rows.size());
+      for (const auto m : b.samples) drawn += m;
       if (!b.cached) sampling += b.seconds;
     }
+    const SamplingPlan plan = p->certifier->plan();
+    // Sequential: the forward passes the point's queries drew, against n for every query.
+    const std::string sequential =
+        plan.looks.empty() || queries == 0
+            ? ""
+            : fmt::format(" at most; sequential: {} main samples in all, {:.1f}x fewer than fixed n", human_count(double(drawn)),
+                          static_cast<double>(queries * plan.n) / static_cast<double>(std::max<std::int64_t>(drawn, 1)));
     const std::int64_t mine = p->shard_blocks;
     const std::string status = p->reused_blocks == mine ? "reused" : p->reused_blocks == 0 ? "computed" : "resumed";
     const std::string shard =
         s.shards > 1 ? fmt::format(", shard {}/{}: {} of the {} blocks", s.shard, s.shards, mine, total) : "";
     s.report({p->spec->point, "samples", status, sampling, p->sample_key,
-              fmt::format("{} queries x {} samples{}, {} of {} blocks reused{}", queries, p->certifier->plan().n,
-                          p->certifier->plan().selection > 0 ? fmt::format(" (+{} selection)", p->certifier->plan().selection) : "",
+              fmt::format("{} queries x {} samples{}{}, {} of {} blocks reused{}", queries, plan.n,
+                          plan.selection > 0 ? fmt::format(" (+{} selection)", plan.selection) : "", sequential,
                           p->reused_blocks, mine, shard)});
   }
   if (to_compute > 0 && s.log)

@@ -2,6 +2,7 @@
 // certifier keeps of its queries' samples) are stored under a key of the point's sample key
 // and its query rows.
 #include <fmt/format.h>
+#include <algorithm>
 #include <torch/types.h>
 
 #include "rguard/hash.hpp"
@@ -48,8 +49,16 @@ bool load_block(const Session& s, Block& block) {
     selection = entry->read<double>("/selection", &shape);
     if (shape.size() != 2 || shape[0] != block.rows.size()) return false;
   }
+  std::vector<std::int64_t> samples(block.rows.size(), plan.n);
+  if (!plan.looks.empty()) {
+    samples = entry->read<std::int64_t>("/samples", &shape);
+    if (shape.size() != 1 || shape[0] != block.rows.size()) return false;
+    for (const auto m : samples)  // each query stopped at a look
+      if (!std::binary_search(plan.looks.begin(), plan.looks.end(), m)) return false;
+  }
   block.state = std::move(state);
   block.selection = std::move(selection);
+  block.samples = std::move(samples);
   block.seconds = entry->attribute_double("/", "seconds");
   block.cached = true;
   return true;
@@ -110,7 +119,7 @@ void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_d
     selection_size = state_size(parts);
     block.selection.assign(count * static_cast<std::size_t>(selection_size), 0.0);
     backbone([&] {
-      stream_samples(s, p, rows, block.rows, plan.selection, derive_seed(p.spec->seed, "noise/select"),
+      stream_samples(s, p, rows, block.rows, 0, plan.selection, derive_seed(p.spec->seed, "noise/select"),
                      std::vector<Statistics>(count, parts), block.selection.data(), &samples_done);
     });
     selection = block.selection.data();
@@ -121,11 +130,49 @@ void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_d
       return p.certifier->statistics(info(i), gallery, selection ? selection + static_cast<std::int64_t>(i) * selection_size : nullptr);
     });
   check_declared(p, parts, false);
-  block.state.assign(count * static_cast<std::size_t>(state_size(parts.front())), 0.0);
-  backbone([&] {
-    stream_samples(s, p, rows, block.rows, plan.n, derive_seed(p.spec->seed, "noise/certify"), parts, block.state.data(),
-                   &samples_done);
-  });
+  const auto size = static_cast<std::size_t>(state_size(parts.front()));
+  block.state.assign(count * size, 0.0);
+  const std::uint64_t noise_seed = derive_seed(p.spec->seed, "noise/certify");
+  if (plan.looks.empty()) {
+    backbone([&] { stream_samples(s, p, rows, block.rows, 0, plan.n, noise_seed, parts, block.state.data(), &samples_done); });
+    block.samples.assign(count, plan.n);
+    block.seconds = seconds_since(start);
+    return;
+  }
+  // Sequential: the queries still drawing go on from one look to the next together (their
+  // states gathered into one buffer and scattered back); after each look but the last, the
+  // certifier says which of them draw on (Theorem S, docs/certificates.md).
+  block.samples.assign(count, 0);
+  std::vector<std::size_t> active(count);
+  for (std::size_t i = 0; i < count; ++i) active[i] = i;
+  std::int64_t from = 0;
+  for (std::size_t look = 0; look < plan.looks.size() && !active.empty(); ++look) {
+    const std::int64_t to = plan.looks[look];
+    std::vector<const float*> images;
+    std::vector<std::int64_t> ids;
+    std::vector<Statistics> active_parts;
+    std::vector<double> states(active.size() * size);
+    for (std::size_t a = 0; a < active.size(); ++a) {
+      images.push_back(rows[active[a]]);
+      ids.push_back(block.rows[active[a]]);
+      active_parts.push_back(parts[active[a]]);
+      std::copy_n(block.state.data() + active[a] * size, size, states.data() + a * size);
+    }
+    backbone([&] { stream_samples(s, p, images, ids, from, to, noise_seed, active_parts, states.data(), &samples_done); });
+    std::vector<std::size_t> going_on;
+    for (std::size_t a = 0; a < active.size(); ++a) {
+      const std::size_t i = active[a];
+      std::copy_n(states.data() + a * size, size, block.state.data() + i * size);
+      block.samples[i] = to;
+      const QueryState state{plan.selection, to, selection ? selection + static_cast<std::int64_t>(i) * selection_size : nullptr,
+                             block.state.data() + i * size};
+      if (look + 1 < plan.looks.size() &&
+          certifier("deciding whether a query draws on", [&] { return p.certifier->need_more(info(i), gallery, state, p.noise->sigma()); }))
+        going_on.push_back(i);
+    }
+    active = std::move(going_on);
+    from = to;
+  }
   block.seconds = seconds_since(start);
 }
 
@@ -136,6 +183,7 @@ void store_block(const Session& s, const Block& block) {
     file.write("/query_id", block.rows);
     file.write("/state", block.state.data(), {rows, block.state.size() / rows});
     if (!block.selection.empty()) file.write("/selection", block.selection.data(), {rows, block.selection.size() / rows});
+    if (!p.certifier->plan().looks.empty()) file.write("/samples", block.samples);
     file.set_attribute("/", "n", p.certifier->plan().n);
     file.set_attribute("/", "selection", p.certifier->plan().selection);
     file.set_attribute("/", "statistics", p.statistics_id);

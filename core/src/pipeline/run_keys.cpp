@@ -53,6 +53,13 @@ std::string sample_key(const Session& s, const Point& p) {
       .text(p.statistics_id)
       .u64(p.spec->seed)
       .text(s.device.str());
+  // Sequential sampling: where the looks are and what decides at them (fixed keys unchanged).
+  const SamplingPlan plan = p.certifier->plan();
+  if (!plan.looks.empty()) {
+    h.text("sequential").u64(plan.looks.size());
+    for (const auto look : plan.looks) h.u64(static_cast<std::uint64_t>(look));
+    h.text(plan.stopping_id);
+  }
   return h.hex();
 }
 

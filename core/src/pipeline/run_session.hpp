@@ -103,6 +103,7 @@ struct Block {
   CacheLock lock;                  // held while this process computes the block
   std::vector<double> selection;   // [rows x selection size]: the certifier's selection statistics
   std::vector<double> state;       // [rows x state size]: its main statistics
+  std::vector<std::int64_t> samples;  // main samples each query drew (n, or its stopping look)
   double seconds = 0;
   std::vector<Certificate> certificates;
 };
@@ -190,13 +191,15 @@ bool load_block(const Session& s, Block& block);  // true when the cache held it
 void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_done);
 void store_block(const Session& s, const Block& block);
 
-// sampler.cpp: streams n noisy copies of each image through the point's backbone, in
-// forward batches, and feeds image i's unit embeddings (double), in sample order, to
-// parts[i] (states: [images x state_size(parts[0])], initialised here). Image i's noise
-// is keyed by noise_ids[i].
+// sampler.cpp: streams noisy copies [from, to) of each image through the point's backbone,
+// in forward batches, and feeds image i's unit embeddings (double), in sample order, to
+// parts[i] (states: [images x state_size(parts[0])]; initialised here when from = 0,
+// otherwise holding copies [0, from) already, which the stream continues). Image i's noise
+// is keyed by noise_ids[i] and the sample index, so a continued stream is the same prefix.
 void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
-                    const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
-                    const std::vector<Statistics>& parts, double* states, std::atomic<std::int64_t>* samples_done);
+                    const std::vector<std::int64_t>& noise_ids, std::int64_t from, std::int64_t to,
+                    std::uint64_t noise_seed, const std::vector<Statistics>& parts, double* states,
+                    std::atomic<std::int64_t>* samples_done);
 
 // certify_stage.cpp: samples (or reads back) every block of every point and certifies it.
 void certify_all(Session& s);

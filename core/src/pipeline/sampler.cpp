@@ -14,8 +14,9 @@
 namespace rguard::run {
 
 void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
-                    const std::vector<std::int64_t>& noise_ids, std::int64_t n, std::uint64_t noise_seed,
-                    const std::vector<Statistics>& parts, double* states, std::atomic<std::int64_t>* samples_done) {
+                    const std::vector<std::int64_t>& noise_ids, std::int64_t from, std::int64_t to,
+                    std::uint64_t noise_seed, const std::vector<Statistics>& parts, double* states,
+                    std::atomic<std::int64_t>* samples_done) {
   const Model& m = *p.model;
   at::set_num_threads(s.threads);  // per thread: this may run on a TBB worker
   const std::int64_t batch_size = p.certifier->plan().batch;
@@ -23,9 +24,9 @@ void stream_samples(const Session& s, const Point& p, const std::vector<const fl
   const std::int64_t pixels = shape.channels * shape.height * shape.width;
   const std::int64_t dim = m.dim;
   const auto rows = static_cast<std::int64_t>(images.size());
-  if (rows == 0 || n == 0) return;
+  if (rows == 0 || to <= from) return;
   const std::int64_t size = state_size(parts.front());
-  for (std::int64_t q = 0; q < rows; ++q) {
+  for (std::int64_t q = 0; q < rows && from == 0; ++q) {
     double* state = states + q * size;
     for (const auto& part : parts[static_cast<std::size_t>(q)]) {
       part->init(state);
@@ -39,14 +40,14 @@ void stream_samples(const Session& s, const Point& p, const std::vector<const fl
   std::vector<std::int64_t> row_query(static_cast<std::size_t>(batch_size)), row_sample(static_cast<std::size_t>(batch_size));
   std::vector<double> unit(static_cast<std::size_t>(batch_size * dim));
   const std::string who = fmt::format("backbone plugin '{}'", p.spec->backbone.plugin);
-  std::int64_t query = 0, sample = 0;
+  std::int64_t query = 0, sample = from;
   while (query < rows) {
     std::int64_t filled = 0;
     for (; filled < batch_size && query < rows; ++filled) {
       row_query[static_cast<std::size_t>(filled)] = query;
       row_sample[static_cast<std::size_t>(filled)] = sample;
-      if (++sample == n) {
-        sample = 0;
+      if (++sample == to) {
+        sample = from;
         ++query;
       }
     }

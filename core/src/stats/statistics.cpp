@@ -11,6 +11,7 @@ namespace rguard {
 Statistic::~Statistic() = default;
 
 Statistics Certifier::selection_statistics(const GalleryView&) const { return {}; }
+bool Certifier::need_more(const QueryInfo&, const GalleryView&, const QueryState&, double) const { return true; }
 
 void Statistic::init(double* state) const { std::fill(state, state + size(), 0.0); }
 

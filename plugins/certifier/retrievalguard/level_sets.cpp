@@ -80,6 +80,15 @@ std::vector<double> level_probabilities(const std::vector<double>& counts, std::
   return p;
 }
 
+std::vector<double> level_upper_probabilities(const std::vector<double>& counts, std::int64_t n, double alpha_each) {
+  // P(S >= t_i) <= 1 - CP lower of the failures: the upper bound at alpha_each.
+  std::vector<double> p(counts.size());
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    p[i] = 1.0 - clopper_pearson_lower(n - static_cast<std::int64_t>(counts[i]), n, alpha_each);
+  for (std::size_t i = 1; i < p.size(); ++i) p[i] = std::min(p[i], p[i - 1]);
+  return p;
+}
+
 std::vector<double> counts_from_bins(const double* bins, std::int64_t levels) {
   std::vector<double> counts(static_cast<std::size_t>(levels), 0.0);
   double above = 0;

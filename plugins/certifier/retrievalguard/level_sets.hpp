@@ -25,6 +25,11 @@ double level_set_radius(double floor, const std::vector<double>& levels, const s
 // smaller bound is still a lower bound, and P(S >= t) is non-increasing in t).
 std::vector<double> level_probabilities(const std::vector<double>& counts, std::int64_t n, double alpha_each);
 
+// For the stopping rule only: upper confidence bounds of the same probabilities (one-sided
+// Clopper-Pearson upper at `alpha_each`, made non-increasing), what n samples could show at
+// best. Not a certificate.
+std::vector<double> level_upper_probabilities(const std::vector<double>& counts, std::int64_t n, double alpha_each);
+
 // counts[i] = #{S >= t_{i+1}} from bins[b] = #{samples with exactly b levels at or below S}.
 std::vector<double> counts_from_bins(const double* bins, std::int64_t levels);
 

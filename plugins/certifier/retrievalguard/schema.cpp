@@ -54,6 +54,24 @@ std::vector<ParamSpec> schema() {
        .doc = "certified Recall@K radii kept per query, K = 1..ranks (from the margin statistics V_K of certificate D, "
               "or the K-th smallest pair radius)",
        .min = 1, .max = 1024},
+      {.name = "sampling", .type = ParamType::String, .default_value = "fixed",
+       .doc = "fixed: every query draws n samples; sequential: samples come in rounds (looks at first_look, "
+              "first_look * growth, ..., n) and a query stops once more cannot change what it certifies at "
+              "target_radii, each look spending its share of alpha (Theorem S, docs/certificates.md)",
+       .choices = "fixed|sequential"},
+      {.name = "target_radii", .type = ParamType::FloatList, .default_value = "[]",
+       .doc = "sampling: sequential: the radii the run asks about (those of certified_recall); a query stops once "
+              "certified beyond the largest, or when even n samples could reach no target above those it holds",
+       .min = 0},
+      {.name = "optimism", .type = ParamType::Float, .default_value = "0.5",
+       .doc = "sampling: sequential: how far the stopping rule's projection to n lets the mean and the level "
+              "probabilities lean in the query's favour (their one-sided bounds at this alpha; smaller gives up on "
+              "fewer queries and draws more); never affects validity",
+       .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
+      {.name = "first_look", .type = ParamType::Int, .default_value = "1000",
+       .doc = "sampling: sequential: main samples at the first look", .min = 1},
+      {.name = "growth", .type = ParamType::Float, .default_value = "2",
+       .doc = "sampling: sequential: factor between looks (the last is at n)", .min = 1, .min_exclusive = true},
   };
 }
 

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Summarises bench/sequential.sh: per variant, main samples drawn, wall time, certified
+Recall@K at each radius, ACR, and the samples per query against its certified radius.
+
+  python3 bench/sequential.py WORK VARIANT...   (WORK/VARIANT/quickstart/ holds each run)
+"""
+import csv
+import sys
+
+
+def main():
+    work, variants = sys.argv[1], sys.argv[2:]
+    times = dict(line.split() for line in open(f"{work}/times.txt"))
+    rows = {}
+    for v in variants:
+        folder = f"{work}/{v}/quickstart"
+        certs = list(csv.DictReader(open(f"{folder}/certificates.csv")))
+        metrics = list(csv.DictReader(open(f"{folder}/metrics.csv")))
+        recall = {(int(m["k"]), float(m["radius"])): float(m["value"]) for m in metrics if m["measure"] == "certified_recall"}
+        acr = next(float(m["value"]) for m in metrics if m["metric"] == "average_certified_radius")
+        rows[v] = (certs, recall, acr)
+    base = variants[0]
+    base_samples = sum(int(c["n"]) for c in rows[base][0])
+    radii = sorted({r for _, r in rows[base][1]})
+    print(f"{'variant':<18} {'samples':>11} {'fewer':>7} {'seconds':>8} {'ACR':>7}  certified R@1 at r = " +
+          " ".join(f"{r:g}" for r in radii))
+    for v in variants:
+        certs, recall, acr = rows[v]
+        samples = sum(int(c["n"]) for c in certs)
+        print(f"{v:<18} {samples:>11,} {base_samples / samples:>6.1f}x {float(times[v]):>8.1f} {acr:>7.4f}  " +
+              " ".join(f"{recall.get((1, r), float('nan')):.2f}" for r in radii))
+    for k in (2, 4, 8):
+        print(f"\ncertified R@{k}: " + " | ".join(
+            f"{v}: " + " ".join(f"{rows[v][1].get((k, r), float('nan')):.2f}" for r in radii) for v in variants))
+    print("\nwhere the samples went (queries by samples drawn; median certified radius of each group):")
+    for v in variants[2:]:
+        certs = rows[v][0]
+        groups = {}
+        for c in certs:
+            groups.setdefault(int(c["n"]), []).append(float(c["radius"]))
+        parts = []
+        for n in sorted(groups):
+            radius = sorted(groups[n])[len(groups[n]) // 2]
+            parts.append(f"{n}: {len(groups[n])} (r {radius:.3f})")
+        print(f"  {v}: " + ", ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
