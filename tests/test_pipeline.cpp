@@ -728,6 +728,14 @@ TEST_CASE("attacks in a pipeline: a large-eps pgd_l2 breaks an undefended model 
   CHECK(!directional.soundness_failed);
   CHECK(metric(directional.points[0], "soundness/audited") > 0);
   CHECK(metric(directional.points[0], "soundness/violations") == 0);
+  // Sequential certificates (each at its stopping look's alpha) face the same attacks and audit.
+  const auto sequential = run({"certifier.sampling=sequential", "certifier.first_look=200", "certifier.target_radii=[0, 0.02]"});
+  CHECK(!sequential.soundness_failed);
+  std::int64_t early = 0;
+  for (const auto& c : sequential.points[0].certificates) early += c.n < 3000;
+  CHECK(early > 0);
+  CHECK(metric(sequential.points[0], "soundness/audited") > 0);
+  CHECK(metric(sequential.points[0], "soundness/violations") == 0);
 }
 
 TEST_CASE("map_at_r and r_precision on a hand-made case (pytorch-metric-learning definitions)") {

@@ -151,6 +151,10 @@ TEST_CASE("stopping rule on hand-built certificates: stop when certified beyond 
   CHECK_FALSE(draws_on(with_radii({0.0, 0.0}), with_radii({-0.01, 0.0}), targets));
   // Abstaining at K = 1, but Recall@2 could reach 0: draw on.
   CHECK(draws_on(with_radii({0.0, 0.0}), with_radii({-0.01, 0.02}), targets));
+  // Only the K the run asks about count: Recall@2 could reach 0, but with ks = {1} it is
+  // not asked about, and Recall@1 cannot.
+  CHECK_FALSE(draws_on(with_radii({0.0, 0.0}), with_radii({-0.01, 0.02}), targets, {1}));
+  CHECK(draws_on(with_radii({0.0, 0.0}), with_radii({-0.01, 0.02}), targets, {1, 2}));
   // Without Recall@K radii the Recall@1 radius decides.
   rguard::Certificate now, best;
   now.abstain = false;

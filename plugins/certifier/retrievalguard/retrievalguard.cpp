@@ -35,7 +35,8 @@ RetrievalGuard::RetrievalGuard(const rguard::Params& p)
       ranks_(p.get_int("ranks")),
       sequential_(p.get_string("sampling") == "sequential"),
       optimism_(p.get_float("optimism")),
-      targets_(p.get_float_list("target_radii")) {
+      targets_(p.get_float_list("target_radii")),
+      target_ranks_(p.get_int_list("target_ranks")) {
   if (margin_ && pool_ > 0 && pool_ < ranks_)
     throw rguard::Error(fmt::format("certifier.pool: {} negatives cannot hold the {} that certified Recall@{} leaves "
                                     "out; set pool >= ranks ({}) or 0 (every negative)",
@@ -58,8 +59,15 @@ RetrievalGuard::RetrievalGuard(const rguard::Params& p)
                           "about; list them, e.g. target_radii: [0, 0.05, 0.1] (the certified_recall radii)");
     schedule_ = rguard::geometric_schedule(std::min(p.get_int("first_look"), plan_.n), p.get_float("growth"), plan_.n, alpha_);
     plan_.looks = schedule_.sizes;
-    plan_.stopping_id = fmt::format("retrievalguard-stop/1 alpha={} bound={} radius={} ranks={} targets={} optimism={}",
-                                    alpha_, bound_, choice_, ranks_, fmt::join(targets_, ","), optimism_);
+    for (const auto k : target_ranks_)
+      if (k > ranks_)
+        throw rguard::Error(fmt::format("certifier.target_ranks: K = {} is above certifier.ranks = {}, whose Recall@K "
+                                        "radii are all a query keeps; raise ranks or drop K",
+                                        k, ranks_));
+    plan_.stopping_id = fmt::format("retrievalguard-stop/1 alpha={} bound={} radius={} ranks={} targets={} target_ranks={} "
+                                    "optimism={}",
+                                    alpha_, bound_, choice_, ranks_, fmt::join(targets_, ","), fmt::join(target_ranks_, ","),
+                                    optimism_);
   }
 }
 
@@ -153,7 +161,7 @@ bool RetrievalGuard::need_more(const rguard::QueryInfo& query, const rguard::Gal
   optimistic.final_n = plan_.n;
   optimistic.final_alpha = schedule_.alphas.back();
   return rg::draws_on(certify_at(query, gallery, state, sigma, now), certify_at(query, gallery, state, sigma, optimistic),
-                      targets_);
+                      targets_, target_ranks_);
 }
 
 }  // namespace rguard::retrievalguard

@@ -132,6 +132,7 @@ class RetrievalGuard final : public rguard::Certifier {
   bool sequential_;
   double optimism_;
   std::vector<double> targets_;
+  std::vector<std::int64_t> target_ranks_;
   rguard::SequentialSchedule schedule_;
 };
 

@@ -63,6 +63,10 @@ std::vector<ParamSpec> schema() {
        .doc = "sampling: sequential: the radii the run asks about (those of certified_recall); a query stops once "
               "certified beyond the largest, or when even n samples could reach no target above those it holds",
        .min = 0},
+      {.name = "target_ranks", .type = ParamType::IntList, .default_value = "[]",
+       .doc = "sampling: sequential: the K of certified Recall@K the run asks about (certified_recall's k); [] = "
+              "every K up to ranks",
+       .min = 1},
       {.name = "optimism", .type = ParamType::Float, .default_value = "0.5",
        .doc = "sampling: sequential: how far the stopping rule's projection to n lets the mean and the level "
               "probabilities lean in the query's favour (their one-sided bounds at this alpha; smaller gives up on "

@@ -5,6 +5,7 @@
 // Stopping never costs validity (Theorem S holds for any rule); only samples or radius.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "rguard/certificate.hpp"
@@ -16,7 +17,9 @@ namespace rguard::retrievalguard {
 // this look's confidence allows and the deviations of n samples (an upper estimate, not a
 // certificate). Radii count at a target t when above it (certified_recall's rule), for
 // Recall@K with K = 1 .. rank_radius.size() (rank_radius[0], or `radius` without them).
-// `targets`: ascending, non-empty.
-bool draws_on(const Certificate& now, const Certificate& optimistic, const std::vector<double>& targets);
+// `targets`: ascending, non-empty. `ks`: the K that count (1-based; those past the radii
+// kept are ignored); empty: every K kept.
+bool draws_on(const Certificate& now, const Certificate& optimistic, const std::vector<double>& targets,
+              const std::vector<std::int64_t>& ks = {});
 
 }  // namespace rguard::retrievalguard
