@@ -446,9 +446,34 @@ TEST_CASE("rguard report writes tables with the best value marked plots and an i
   // Three points: the Recall@K and per-certificate figures are 2 rows of panels.
   CHECK(contains(read(dir / "report" / "recall_at_k.gp"), "set title \"sigma=0.6\" noenhanced\nplot "));
   check_figures(dir / "report", {"certified_recall", "recall_at_k", "certificates"});
+  CHECK(!fs::exists(dir / "report" / "samples.svg"));  // fixed n: every query drew the same
   out = rguard("report " + (dir / "nothing").string());
   CHECK(out.status == 2);
   CHECK(contains(out.text, "not a run folder"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("rguard report on a sequential run draws the samples each query drew against its radius") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_report_sequential";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "cli.yaml") << kSpec;
+  auto out = rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() +
+                    " --set certifier.n=1600 --set certifier.sampling=sequential --set certifier.first_look=100" +
+                    " --set certifier.target_radii=[0] --set certifier.target_ranks=[1]");
+  REQUIRE(out.status == 0);
+  CHECK(contains(out.text, "sequential: "));
+  out = rguard("report " + (dir / "out" / "cli").string() + " --out " + (dir / "report").string());
+  INFO(out.text);
+  CHECK(out.status == 0);
+  check_figures(dir / "report", {"certified_recall", "samples"});
+  const auto gp = read(dir / "report" / "samples.gp");
+  CHECK(contains(gp, "set logscale y"));
+  CHECK(contains(gp, "with points"));
+  CHECK(contains(read(dir / "report" / "index.html"), "samples.svg"));
+  // One point per query: the data block holds the 8 queries' (radius, samples).
+  const auto data = read(dir / "report" / "samples.dat");
+  CHECK(std::count(data.begin(), data.end(), '\n') >= 8);
   fs::remove_all(dir);
 }
 

@@ -23,9 +23,19 @@ PointResult collect_point(Session& s, Point& p) {
     double seconds;
   };
   std::vector<Row> rows;
-  for (auto& block : p.blocks)
-    for (std::size_t i = 0; i < block.rows.size(); ++i)
-      rows.push_back({block.certificates[i], block.seconds / static_cast<double>(block.rows.size())});
+  // A query's time is its share of its block's: with sequential sampling, by the samples it
+  // drew (selection samples included); with fixed n, an equal share.
+  const auto selection = static_cast<double>(p.certifier->plan().selection);
+  for (auto& block : p.blocks) {
+    double drawn = 0;
+    for (const auto m : block.samples) drawn += selection + static_cast<double>(m);
+    for (std::size_t i = 0; i < block.rows.size(); ++i) {
+      const double seconds = p.certifier->plan().looks.empty() || !(drawn > 0)
+                                 ? block.seconds / static_cast<double>(block.rows.size())
+                                 : block.seconds * (selection + static_cast<double>(block.samples[i])) / drawn;
+      rows.push_back({block.certificates[i], seconds});
+    }
+  }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.certificate.query_id < b.certificate.query_id; });
   std::vector<float> query_embedding;
   std::vector<std::int64_t> query_label, query_id;

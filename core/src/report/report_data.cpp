@@ -195,8 +195,10 @@ std::vector<Series> read_run(const fs::path& run, bool prefix_run_name) {
       order.push_back(r[c_point]);
       s.point = r[c_point];
       s.sigma = number(r[c_sigma], certificates);
-      s.n = static_cast<std::int64_t>(number(r[c_n], certificates));
     }
+    // n: the most a query drew (with sequential sampling, queries stop at different looks).
+    s.samples.push_back(number(r[c_n], certificates));
+    s.n = std::max(s.n, static_cast<std::int64_t>(s.samples.back()));
     s.rhos.push_back(number(r[c_rho], certificates));
     const bool is_correct = r[c_correct] == "1", abstain = r[c_abstain] == "1";
     correct[r[c_point]] += is_correct;

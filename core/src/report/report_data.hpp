@@ -24,6 +24,7 @@ struct Series {
   std::map<std::string, std::vector<double>> by_certificate;  // "A", "B", "C", "D" (those the run has)
   std::map<std::int64_t, std::vector<double>> recall_at;  // K >= 2 -> Recall@K radius
   std::vector<double> rhos;                               // per query
+  std::vector<double> samples;                            // per query: main samples drawn (n, or its look)
   double smoothed_recall = 0, abstain_rate = 0, acr = 0;
   std::optional<double> base_recall;  // Recall@1 of the clean base model, if measured
   std::optional<double> train_seconds;  // how long its backbone trained

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <fstream>
 
 #include "report/report_views.hpp"
@@ -25,6 +26,14 @@ struct Curve {
   std::string title;
   std::vector<std::pair<double, double>> points;
   bool dashed = false;  // a measured curve (empirical robustness), drawn with points
+  bool scatter = false;  // one point per query, unjoined
+};
+
+// The y axis of a figure: certified fractions unless said otherwise.
+struct Axis {
+  std::string label = "fraction of queries";
+  std::string range = "[0:1.02]";
+  bool log = false;
 };
 
 struct Panel {
@@ -95,7 +104,8 @@ std::string terminal(bool png, int height, const std::string& stem) {
 }
 
 // How curve `style` (its place in the figure's legend) is drawn, the same in every panel.
-std::string curve_style(std::size_t style, bool dashed) {
+std::string curve_style(std::size_t style, bool dashed, bool scatter = false) {
+  if (scatter) return fmt::format("points linetype {} pointtype {} pointsize 1.2", style + 1, 6 + style);
   return dashed ? fmt::format("linespoints linetype {} dashtype 2 pointtype {} linewidth 2", style + 1, 4 + style)
                 : fmt::format("lines linetype {} linewidth 2", style + 1);
 }
@@ -110,7 +120,7 @@ std::string margins(double left, double right, double bottom, double top) {
 // panels of the same curves in rows of kColumns with one legend below them all, each name
 // drawn in one style in every panel. A legend never covers a curve.
 bool draw(const fs::path& gnuplot, const fs::path& out, const std::string& stem, const std::string& title, const std::vector<Panel>& panels,
-          const std::string& xlabel, std::vector<std::string>& notes) {
+          const std::string& xlabel, std::vector<std::string>& notes, const Axis& axis = {}) {
   std::string data;
   for (const auto& panel : panels)
     for (const auto& curve : panel.curves) {
@@ -142,13 +152,14 @@ bool draw(const fs::path& gnuplot, const fs::path& out, const std::string& stem,
   const int per_row = std::max(1, (kWidth - 40) / entry);
   const int legend_rows = static_cast<int>((legend.size() + per_row - 1) / per_row);
   const std::string common = fmt::format(
-      "set xlabel {} noenhanced\nset ylabel 'fraction of queries' noenhanced\nset yrange [0:1.02]\nset xrange [0:*]\nset grid\n",
-      gnuplot_string(xlabel));
+      "set xlabel {} noenhanced\nset ylabel {} noenhanced\nset yrange {}\nset xrange [0:*]\nset grid\n{}",
+      gnuplot_string(xlabel), gnuplot_string(axis.label), axis.range, axis.log ? "set logscale y\n" : "");
   auto plot = [&](std::size_t p, std::size_t& block, bool titled) {
     std::string line = "plot ";
     for (std::size_t c = 0; c < panels[p].curves.size(); ++c, ++block) {
       const Curve& curve = panels[p].curves[c];
-      line += fmt::format("{}'{}' index {} with {} {}", c ? ", " : "", dat, block, curve_style(styles[p][c], curve.dashed),
+      line += fmt::format("{}'{}' index {} with {} {}", c ? ", " : "", dat, block,
+                          curve_style(styles[p][c], curve.dashed, curve.scatter),
                           titled ? "title " + gnuplot_string(curve.title) : std::string("notitle"));
     }
     return line + "\n";
@@ -190,7 +201,7 @@ bool draw(const fs::path& gnuplot, const fs::path& out, const std::string& stem,
                 "unset title\nunset xlabel\nunset ylabel\nunset grid\nunset border\nunset tics\nset xrange [0:1]\n" +
                 fmt::format("set key center center horizontal maxcols {} noenhanced\nplot ", per_row);
       for (std::size_t i = 0; i < legend.size(); ++i)
-        script += fmt::format("{}NaN with {} title {}", i ? ", " : "", curve_style(i, legend[i]->dashed),
+        script += fmt::format("{}NaN with {} title {}", i ? ", " : "", curve_style(i, legend[i]->dashed, legend[i]->scatter),
                               gnuplot_string(legend[i]->title));
       script += "\nunset multiplot\nunset output\n";
     }
@@ -276,6 +287,19 @@ std::vector<std::string> draw_plots(const fs::path& gnuplot, const fs::path& out
   if (!by_certificate.empty())
     drawn("certificates", draw(gnuplot, out, "certificates", "Certified Recall@1 of each certificate vs l2 radius", by_certificate,
                                "l2 radius (pixels in [0,1])", notes));
+  // Sequential sampling: where the samples went, one point per query (its certified
+  // Recall@1 radius, 0 when not certified, against the main samples it drew).
+  Panel samples{"", {}};
+  for (const auto& s : series) {
+    if (std::adjacent_find(s.samples.begin(), s.samples.end(), std::not_equal_to<>()) == s.samples.end()) continue;
+    Curve c{s.label, {}, false, true};
+    for (std::size_t i = 0; i < s.samples.size(); ++i) c.points.emplace_back(s.radius[i], s.samples[i]);
+    samples.curves.push_back(std::move(c));
+  }
+  if (!samples.curves.empty())
+    drawn("samples", draw(gnuplot, out, "samples", "Main samples per query vs its certified Recall@1 radius (sequential sampling)",
+                          {samples}, "certified Recall@1 radius (0: not certified)", notes,
+                          Axis{"main samples drawn", "[*:*]", true}));
   return files;
 }
 
