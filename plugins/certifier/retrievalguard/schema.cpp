@@ -60,12 +60,13 @@ std::vector<ParamSpec> schema() {
               "target_radii, each look spending its share of alpha (Theorem S, docs/certificates.md)",
        .choices = "fixed|sequential"},
       {.name = "target_radii", .type = ParamType::FloatList, .default_value = "[]",
-       .doc = "sampling: sequential: the radii the run asks about (those of certified_recall); a query stops once "
-              "certified beyond the largest, or when even n samples could reach no target above those it holds",
+       .doc = "sampling: sequential: the radii the run asks about (those of certified_recall: write "
+              "\"${metrics.<i>.radii}\"); a query stops once certified beyond the largest, or when even n samples "
+              "could reach no target above those it holds",
        .min = 0},
       {.name = "target_ranks", .type = ParamType::IntList, .default_value = "[]",
-       .doc = "sampling: sequential: the K of certified Recall@K the run asks about (certified_recall's k); [] = "
-              "every K up to ranks",
+       .doc = "sampling: sequential: the K of certified Recall@K the run asks about (certified_recall's: "
+              "\"${metrics.<i>.k}\"); [] = every K up to ranks",
        .min = 1},
       {.name = "optimism", .type = ParamType::Float, .default_value = "0.5",
        .doc = "sampling: sequential: how far the stopping rule's projection to n lets the mean and the level "
