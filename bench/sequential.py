@@ -2,18 +2,28 @@
 """Summarises bench/sequential.sh: per variant, main samples drawn, wall time, certified
 Recall@K at each radius, ACR, and the samples per query against its certified radius.
 
-  python3 bench/sequential.py WORK VARIANT...   (WORK/VARIANT/quickstart/ holds each run)
+  python3 bench/sequential.py WORK TIMES VARIANT...   (WORK/VARIANT/<pipeline>/ holds each run,
+  TIMES a line "VARIANT SECONDS" per variant)
 """
 import csv
+import glob
 import sys
 
 
+def run_folder(work, variant):
+    """The one run folder under WORK/VARIANT (named by the pipeline)."""
+    found = [f.rsplit("/", 1)[0] for f in glob.glob(f"{work}/{variant}/**/certificates.csv", recursive=True)]
+    if len(found) != 1:
+        sys.exit(f"sequential.py: expected one run under {work}/{variant}, found {found}")
+    return found[0]
+
+
 def main():
-    work, variants = sys.argv[1], sys.argv[2:]
-    times = dict(line.split() for line in open(f"{work}/times.txt"))
+    work, times_file, variants = sys.argv[1], sys.argv[2], sys.argv[3:]
+    times = dict(line.split() for line in open(times_file))
     rows = {}
     for v in variants:
-        folder = f"{work}/{v}/quickstart"
+        folder = run_folder(work, v)
         certs = list(csv.DictReader(open(f"{folder}/certificates.csv")))
         metrics = list(csv.DictReader(open(f"{folder}/metrics.csv")))
         recall = {(int(m["k"]), float(m["radius"])): float(m["value"]) for m in metrics if m["measure"] == "certified_recall"}
@@ -22,12 +32,12 @@ def main():
     base = variants[0]
     base_samples = sum(int(c["n"]) for c in rows[base][0])
     radii = sorted({r for _, r in rows[base][1]})
-    print(f"{'variant':<18} {'samples':>11} {'fewer':>7} {'seconds':>8} {'ACR':>7}  certified R@1 at r = " +
+    print(f"{'variant':<28} {'samples':>11} {'fewer':>7} {'seconds':>8} {'ACR':>7}  certified R@1 at r = " +
           " ".join(f"{r:g}" for r in radii))
     for v in variants:
         certs, recall, acr = rows[v]
         samples = sum(int(c["n"]) for c in certs)
-        print(f"{v:<18} {samples:>11,} {base_samples / samples:>6.1f}x {float(times[v]):>8.1f} {acr:>7.4f}  " +
+        print(f"{v:<28} {samples:>11,} {base_samples / samples:>6.1f}x {float(times[v]):>8.1f} {acr:>7.4f}  " +
               " ".join(f"{recall.get((1, r), float('nan')):.2f}" for r in radii))
     for k in (2, 4, 8):
         print(f"\ncertified R@{k}: " + " | ".join(

@@ -1131,3 +1131,57 @@ TEST_CASE("sequential sampling: queries stop at looks with their look's alpha - 
   // The sequential samples are their own cache entries: the fixed run beside them recomputes.
   CHECK(status_of(ws.run({"certifier.n=3200"}), "samples") == "computed");
 }
+
+namespace {
+// Everything a certificate certifies, to compare two runs bit for bit.
+void same_certificates(const RunResult& a, const RunResult& b) {
+  const auto &one = a.points.at(0).certificates, &other = b.points.at(0).certificates;
+  REQUIRE(one.size() == other.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    const auto &x = one[i], &y = other[i];
+    INFO("query " << x.query_id);
+    CHECK(x.query_id == y.query_id);
+    CHECK(x.n == y.n);
+    CHECK(x.rho == y.rho);
+    CHECK(x.radius == y.radius);
+    CHECK(x.radius_d == y.radius_d);
+    CHECK(x.rank_radius == y.rank_radius);
+    CHECK(evidence(x, "mean_embedding") == evidence(y, "mean_embedding"));
+  }
+}
+}  // namespace
+
+TEST_CASE("sequential sampling: other targets or alpha replay the cached looks - a query that needs more continues its stream - the bytes of drawing from scratch") {
+  Workspace ws("sequential_prefix");
+  const std::vector<std::string> base{"certifier.n=3200", "certifier.sampling=sequential", "certifier.first_look=100"};
+  auto with = [&](std::vector<std::string> more, const std::string& cache = "") {
+    auto all = base;
+    all.insert(all.end(), more.begin(), more.end());
+    if (!cache.empty()) all.push_back("cache=" + (ws.root / cache).string());
+    return all;
+  };
+  auto drawn = [](const RunResult& r) {
+    std::int64_t total = 0;
+    for (const auto& c : r.points[0].certificates) total += c.n;
+    return total;
+  };
+  const auto few = ws.run(with({"certifier.target_radii=[0]"}));
+  REQUIRE(status_of(few, "samples") == "computed");
+  // More targets: some queries draw on past the looks the cache holds, from there.
+  const auto more = ws.run(with({"certifier.target_radii=[0, 0.05, 0.1]"}));
+  CHECK(status_of(more, "samples") == "resumed");
+  CHECK(drawn(more) > drawn(few));
+  const auto scratch = ws.run(with({"certifier.target_radii=[0, 0.05, 0.1]"}, "scratch"));
+  CHECK(status_of(scratch, "samples") == "computed");
+  same_certificates(more, scratch);
+  // Fewer targets again: every query's stop is within what is cached now; nothing is drawn.
+  const auto again = ws.run(with({"certifier.target_radii=[0]"}));
+  CHECK(status_of(again, "samples") == "reused");
+  same_certificates(again, few);
+  // Another alpha moves every look's share: the stops replay on the cached states.
+  const auto alpha = ws.run(with({"certifier.target_radii=[0]", "certifier.alpha=0.05"}));
+  CHECK(status_of(alpha, "samples") != "computed");
+  same_certificates(alpha, ws.run(with({"certifier.target_radii=[0]", "certifier.alpha=0.05"}, "scratch2")));
+  // Every radius of the last run recomputed independently, each query at its look.
+  recomputed_independently(ws.root / "out" / "tiny" / "certificates.h5");
+}

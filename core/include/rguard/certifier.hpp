@@ -29,10 +29,9 @@ struct SamplingPlan {
   // Sequential sampling (Theorem S, rguard/sequential.hpp): the main sample counts at which
   // the core asks need_more(), increasing, the last = n. A query stops at the first look
   // where need_more() says no. Empty: every query draws n (fixed sampling).
+  // The core keeps each query's states at every look it reached and replays need_more() on
+  // them, so a run with other targets or alpha reuses (and extends) what is cached.
   std::vector<std::int64_t> looks;
-  // What need_more() depends on besides the states (the schedule, target radii, ...): part
-  // of the samples' cache key, since it decides how many samples each query holds.
-  std::string stopping_id;
 };
 
 // One query as a certifier sees it.
@@ -71,8 +70,8 @@ class Certifier : public Plugin {
                               double sigma) const = 0;
   // Sequential sampling: after the look at state.samples (a look of plan().looks before the
   // last), whether the query is to draw on to the next look. A function of its arguments
-  // alone, so that shards and resumes stop each query where a single run would. Default:
-  // always (every query draws n).
+  // and the certifier's parameters alone: shards and resumes stop each query where a single
+  // run would, and the core replays it on cached looks. Default: always (every query draws n).
   virtual bool need_more(const QueryInfo& query, const GalleryView& gallery, const QueryState& state,
                          double sigma) const;
   // How its certificates were made (the bound, how alpha is split between events, ...):

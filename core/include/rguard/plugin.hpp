@@ -17,7 +17,7 @@ namespace rguard {
 
 // Bumped when the plugin contract changes (docs/writing-a-plugin.md, "Plugin API version
 // policy"; kPluginApiChanges says what each version changed, for the loader's refusals).
-inline constexpr std::uint32_t kPluginApiVersion = 4;
+inline constexpr std::uint32_t kPluginApiVersion = 5;
 
 // What changed at each version, indexed by version (the loader quotes it when it refuses).
 inline constexpr const char* kPluginApiChanges[] = {
@@ -30,6 +30,8 @@ inline constexpr const char* kPluginApiChanges[] = {
     "rguard/certificate.hpp and gained radius_d, rank_radius and evidence; MetricValue declares measure, k, radius, "
     "attack and model; Metric gained query_columns; ParamType gained Path; rguard::Error's vtable lives in the core",
     "sequential sampling: SamplingPlan gained looks and stopping_id, Certifier gained need_more (rguard/sequential.hpp)",
+    "SamplingPlan lost stopping_id: the core replays need_more() on the states it caches at every look, so the "
+    "decision is no part of any cache key",
 };
 static_assert(std::size(kPluginApiChanges) == kPluginApiVersion + 1, "say what the new plugin API version changed");
 

@@ -136,22 +136,27 @@ void certify_all(Session& s) {
   const double elapsed = seconds_since(start);
   for (auto& p : s.points) {
     const auto total = static_cast<std::int64_t>(p->blocks.size());
-    std::int64_t queries = 0, drawn = 0;
+    std::int64_t queries = 0, drawn = 0, drawn_now = 0;
+    bool extended = false;
     double sampling = 0;  // this point's own share of the sampling time
     for (const auto& b : p->blocks) {
       queries += static_cast<std::int64_t>(b.rows.size());
       for (const auto m : b.samples) drawn += m;
       if (!b.cached) sampling += b.seconds;
+      if (!b.cached) drawn_now += b.drawn_now;
+      extended = extended || b.extended;
     }
     const SamplingPlan plan = p->certifier->plan();
     // Sequential: the forward passes the point's queries drew, against n for every query.
     const std::string sequential =
         plan.looks.empty() || queries == 0
             ? ""
-            : fmt::format(" at most; sequential: {} main samples in all, {:.1f}x fewer than fixed n", human_count(double(drawn)),
-                          static_cast<double>(queries * plan.n) / static_cast<double>(std::max<std::int64_t>(drawn, 1)));
+            : fmt::format(" at most; sequential: {} main samples in all, {:.1f}x fewer than fixed n, {} drawn by this run",
+                          human_count(double(drawn)),
+                          static_cast<double>(queries * plan.n) / static_cast<double>(std::max<std::int64_t>(drawn, 1)),
+                          human_count(double(drawn_now)));
     const std::int64_t mine = p->shard_blocks;
-    const std::string status = p->reused_blocks == mine ? "reused" : p->reused_blocks == 0 ? "computed" : "resumed";
+    const std::string status = p->reused_blocks == mine ? "reused" : p->reused_blocks == 0 && !extended ? "computed" : "resumed";
     const std::string shard =
         s.shards > 1 ? fmt::format(", shard {}/{}: {} of the {} blocks", s.shard, s.shards, mine, total) : "";
     s.report({p->spec->point, "samples", status, sampling, p->sample_key,

@@ -38,30 +38,42 @@ bool load_block(const Session& s, Block& block) {
   if (!entry) return false;
   const Point& p = *block.point;
   const SamplingPlan plan = p.certifier->plan();
+  const auto rows = static_cast<std::uint64_t>(block.rows.size());
   if (entry->read<std::int64_t>("/query_id") != block.rows || entry->attribute_int("/", "n") != plan.n ||
       entry->attribute_int("/", "selection") != plan.selection || entry->attribute_string("/", "statistics") != p.statistics_id)
     return false;
   std::vector<std::uint64_t> shape;
-  auto state = entry->read<double>("/state", &shape);
-  if (shape.size() != 2 || shape[0] != block.rows.size()) return false;
   std::vector<double> selection;
   if (plan.selection > 0) {
     selection = entry->read<double>("/selection", &shape);
-    if (shape.size() != 2 || shape[0] != block.rows.size()) return false;
+    if (shape.size() != 2 || shape[0] != rows) return false;
   }
-  std::vector<std::int64_t> samples(block.rows.size(), plan.n);
-  if (!plan.looks.empty()) {
-    samples = entry->read<std::int64_t>("/samples", &shape);
-    if (shape.size() != 1 || shape[0] != block.rows.size()) return false;
-    for (const auto m : samples)  // each query stopped at a look
-      if (!std::binary_search(plan.looks.begin(), plan.looks.end(), m)) return false;
+  const double seconds = entry->attribute_double("/", "seconds");
+  if (plan.looks.empty()) {
+    auto state = entry->read<double>("/state", &shape);
+    if (shape.size() != 2 || shape[0] != rows) return false;
+    block.state = std::move(state);
+    block.selection = std::move(selection);
+    block.samples.assign(block.rows.size(), plan.n);
+    block.seconds = seconds;
+    block.cached = true;
+    return true;
   }
-  block.state = std::move(state);
+  // Sequential: each query's states at the looks it reached; the stopping rule replayed on
+  // them decides what this run uses, or that some query must draw on (sample_block then
+  // continues from here).
+  auto reached = entry->read<std::int64_t>("/samples", &shape);
+  if (shape.size() != 1 || shape[0] != rows) return false;
+  for (const auto m : reached)
+    if (!std::binary_search(plan.looks.begin(), plan.looks.end(), m)) return false;
+  auto look_states = entry->read<double>("/look_state", &shape);
+  if (shape.size() != 3 || shape[0] != rows || shape[1] != plan.looks.size()) return false;
   block.selection = std::move(selection);
-  block.samples = std::move(samples);
-  block.seconds = entry->attribute_double("/", "seconds");
-  block.cached = true;
-  return true;
+  block.reached = std::move(reached);
+  block.look_states = std::move(look_states);
+  block.stored_seconds = seconds;
+  block.cached = follow_looks(p, block, nullptr);
+  return block.cached;
 }
 
 namespace {
@@ -113,7 +125,11 @@ void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_d
   // Selection: its own noise stream, so the main samples are independent of what it chose.
   const double* selection = nullptr;
   std::int64_t selection_size = 0;
-  if (plan.selection > 0) {
+  const bool continued = !block.reached.empty();  // a sequential block's cached prefix goes on
+  if (plan.selection > 0 && continued) {
+    selection_size = static_cast<std::int64_t>(block.selection.size() / count);
+    selection = block.selection.data();
+  } else if (plan.selection > 0) {
     const Statistics parts = certifier("declaring its selection statistics", [&] { return p.certifier->selection_statistics(gallery); });
     check_declared(p, {parts}, true);
     selection_size = state_size(parts);
@@ -136,58 +152,60 @@ void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_d
   if (plan.looks.empty()) {
     backbone([&] { stream_samples(s, p, rows, block.rows, 0, plan.n, noise_seed, parts, block.state.data(), &samples_done); });
     block.samples.assign(count, plan.n);
+    block.drawn_now = static_cast<std::int64_t>(count) * plan.n;
     block.seconds = seconds_since(start);
     return;
   }
-  // Sequential: the queries still drawing go on from one look to the next together (their
-  // states gathered into one buffer and scattered back); after each look but the last, the
-  // certifier says which of them draw on (Theorem S, docs/certificates.md).
-  block.samples.assign(count, 0);
-  std::vector<std::size_t> active(count);
-  for (std::size_t i = 0; i < count; ++i) active[i] = i;
-  std::int64_t from = 0;
-  for (std::size_t look = 0; look < plan.looks.size() && !active.empty(); ++look) {
-    const std::int64_t to = plan.looks[look];
+  // Sequential: from look to look, the queries still drawing together (follow_looks).
+  const std::size_t looks = plan.looks.size();
+  if (continued && block.look_states.size() != count * looks * size)
+    throw Error(fmt::format("{}: holds {} doubles of state per query and look, but the certifier declares {}; the entry "
+                            "does not match its key: move it aside and run again",
+                            s.cache.path(kSampleStage, block.key), block.look_states.size() / (count * looks), size));
+  if (!continued) {
+    block.look_states.assign(count * looks * size, 0.0);
+    block.reached.assign(count, 0);
+    block.stored_seconds = 0;
+  }
+  const DrawOn draw_on = [&](const std::vector<std::size_t>& queries, std::int64_t from, std::int64_t to, double* states) {
     std::vector<const float*> images;
     std::vector<std::int64_t> ids;
-    std::vector<Statistics> active_parts;
-    std::vector<double> states(active.size() * size);
-    for (std::size_t a = 0; a < active.size(); ++a) {
-      images.push_back(rows[active[a]]);
-      ids.push_back(block.rows[active[a]]);
-      active_parts.push_back(parts[active[a]]);
-      std::copy_n(block.state.data() + active[a] * size, size, states.data() + a * size);
+    std::vector<Statistics> drawing;
+    for (const auto i : queries) {
+      images.push_back(rows[i]);
+      ids.push_back(block.rows[i]);
+      drawing.push_back(parts[i]);
     }
-    backbone([&] { stream_samples(s, p, images, ids, from, to, noise_seed, active_parts, states.data(), &samples_done); });
-    std::vector<std::size_t> going_on;
-    for (std::size_t a = 0; a < active.size(); ++a) {
-      const std::size_t i = active[a];
-      std::copy_n(states.data() + a * size, size, block.state.data() + i * size);
-      block.samples[i] = to;
-      const QueryState state{plan.selection, to, selection ? selection + static_cast<std::int64_t>(i) * selection_size : nullptr,
-                             block.state.data() + i * size};
-      if (look + 1 < plan.looks.size() &&
-          certifier("deciding whether a query draws on", [&] { return p.certifier->need_more(info(i), gallery, state, p.noise->sigma()); }))
-        going_on.push_back(i);
-    }
-    active = std::move(going_on);
-    from = to;
-  }
-  block.seconds = seconds_since(start);
+    backbone([&] { stream_samples(s, p, images, ids, from, to, noise_seed, drawing, states, &samples_done, true); });
+  };
+  block.drawn_now = 0;
+  block.extended = continued;
+  const double before = block.stored_seconds;
+  const auto drawing = Clock::now();
+  follow_looks(p, block, &draw_on);
+  // The selection (when drawn here) and the new rounds join the time of what was cached.
+  block.stored_seconds = before + seconds_since(continued ? drawing : start);
+  share_seconds(plan, block);
 }
 
 void store_block(const Session& s, const Block& block) {
   const Point& p = *block.point;
+  const SamplingPlan plan = p.certifier->plan();
   const auto rows = static_cast<std::uint64_t>(block.rows.size());
   s.cache.publish(kSampleStage, block.key, [&](H5File& file) {
     file.write("/query_id", block.rows);
-    file.write("/state", block.state.data(), {rows, block.state.size() / rows});
     if (!block.selection.empty()) file.write("/selection", block.selection.data(), {rows, block.selection.size() / rows});
-    if (!p.certifier->plan().looks.empty()) file.write("/samples", block.samples);
-    file.set_attribute("/", "n", p.certifier->plan().n);
-    file.set_attribute("/", "selection", p.certifier->plan().selection);
+    if (plan.looks.empty()) {
+      file.write("/state", block.state.data(), {rows, block.state.size() / rows});
+    } else {  // every look each query reached (sequential_blocks.cpp)
+      const auto looks = static_cast<std::uint64_t>(plan.looks.size());
+      file.write("/samples", block.reached);
+      file.write("/look_state", block.look_states.data(), {rows, looks, block.look_states.size() / (rows * looks)});
+    }
+    file.set_attribute("/", "n", plan.n);
+    file.set_attribute("/", "selection", plan.selection);
     file.set_attribute("/", "statistics", p.statistics_id);
-    file.set_attribute("/", "seconds", block.seconds);
+    file.set_attribute("/", "seconds", plan.looks.empty() ? block.seconds : block.stored_seconds);
   });
 }
 

@@ -53,12 +53,13 @@ std::string sample_key(const Session& s, const Point& p) {
       .text(p.statistics_id)
       .u64(p.spec->seed)
       .text(s.device.str());
-  // Sequential sampling: where the looks are and what decides at them (fixed keys unchanged).
+  // Sequential sampling: where the looks are (fixed keys unchanged). Not what decides at
+  // them: the entry keeps every look's states and the rule is replayed (sequential_blocks.cpp),
+  // so other target radii or alpha reuse and extend it.
   const SamplingPlan plan = p.certifier->plan();
   if (!plan.looks.empty()) {
-    h.text("sequential").u64(plan.looks.size());
+    h.text("sequential/2").u64(plan.looks.size());
     for (const auto look : plan.looks) h.u64(static_cast<std::uint64_t>(look));
-    h.text(plan.stopping_id);
   }
   return h.hex();
 }

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -103,8 +104,16 @@ struct Block {
   CacheLock lock;                  // held while this process computes the block
   std::vector<double> selection;   // [rows x selection size]: the certifier's selection statistics
   std::vector<double> state;       // [rows x state size]: its main statistics
-  std::vector<std::int64_t> samples;  // main samples each query drew (n, or its stopping look)
-  double seconds = 0;
+  std::vector<std::int64_t> samples;  // main samples each query uses (n, or its stopping look)
+  double seconds = 0;                 // the time those took to draw (sequential: by share)
+  // Sequential sampling: what the cache entry holds, the states of each query at every look
+  // it reached ([rows x looks x state size], zero past its reach), how far it reached and
+  // how long all that took to draw. It serves any stopping rule on the same looks.
+  std::vector<double> look_states;
+  std::vector<std::int64_t> reached;
+  double stored_seconds = 0;
+  std::int64_t drawn_now = 0;  // main samples this run drew for it (the rest came from the cache)
+  bool extended = false;       // sequential: this run drew on from a cached prefix
   std::vector<Certificate> certificates;
 };
 
@@ -191,15 +200,31 @@ bool load_block(const Session& s, Block& block);  // true when the cache held it
 void sample_block(Session& s, Block& block, std::atomic<std::int64_t>& samples_done);
 void store_block(const Session& s, const Block& block);
 
+// sequential_blocks.cpp: a sequential block's looks. At each, the queries still drawing take
+// their state from block.look_states where it reaches that far, and otherwise draw on from
+// the previous look through `draw_on` (queries, from, to, their states); after each look but
+// the last, the certifier's need_more() says which go on. Sets samples, state and seconds.
+// Without draw_on (replaying a cached entry) returns false, changing nothing, as soon as a
+// query would need samples the entry lacks.
+using DrawOn = std::function<void(const std::vector<std::size_t>& queries, std::int64_t from, std::int64_t to,
+                                  double* states)>;
+bool follow_looks(const Point& p, Block& block, const DrawOn* draw_on);
+// block.seconds: the share of stored_seconds that the samples it uses took to draw.
+void share_seconds(const SamplingPlan& plan, Block& block);
+
 // sampler.cpp: streams noisy copies [from, to) of each image through the point's backbone,
 // in forward batches, and feeds image i's unit embeddings (double), in sample order, to
 // parts[i] (states: [images x state_size(parts[0])]; initialised here when from = 0,
 // otherwise holding copies [0, from) already, which the stream continues). Image i's noise
 // is keyed by noise_ids[i] and the sample index, so a continued stream is the same prefix.
+// full_batches: every forward pass holds one image's samples [from + j B, from + (j+1) B)
+// and has `batch` rows (the last padded with zeros), so a sample's embedding cannot depend
+// on which other images draw beside it: kernels may round a row by its place in the pass
+// (sequential sampling, where which queries still draw depends on the stopping rule).
 void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
                     const std::vector<std::int64_t>& noise_ids, std::int64_t from, std::int64_t to,
                     std::uint64_t noise_seed, const std::vector<Statistics>& parts, double* states,
-                    std::atomic<std::int64_t>* samples_done);
+                    std::atomic<std::int64_t>* samples_done, bool full_batches = false);
 
 // certify_stage.cpp: samples (or reads back) every block of every point and certifies it.
 void certify_all(Session& s);

@@ -39,10 +39,12 @@ rguard::Certificate RetrievalGuard::certify_at(const rguard::QueryInfo& query, c
            : bound_ == "mcdiarmid" ? rguard::mcdiarmid_radius(samples, mean_alpha(alpha))
                                    : kInf;
   };
-  // Optimistic: F may sit rho(now) nearer the positives than F-hat, and n samples would
-  // leave rho(n): a negative deviation (directional: the same per direction, below).
-  c.rho = look.optimistic() && !directional() ? rho_at(look.final_n, look.final_alpha) - rho_at(n, look.alpha)
-                                              : rho_at(n, look.alpha);
+  // Optimistic: the mean at final_n may sit the carried part of rho(now) nearer the
+  // positives than F-hat, and final_n samples would leave rho(final_n): a negative
+  // deviation (directional: the same per direction, below).
+  c.rho = look.optimistic() && !directional()
+              ? rho_at(look.final_n, look.final_alpha) - look.carried(n) * rho_at(n, look.alpha)
+              : rho_at(n, look.alpha);
   const double* e = unit_gallery(gallery);
   std::vector<double> dot(static_cast<std::size_t>(g)), norm2(static_cast<std::size_t>(g), 1.0);
   for (std::int64_t j = 0; j < g; ++j) {
@@ -134,12 +136,13 @@ rg::Radii RetrievalGuard::mean_radii(rg::QueryGeometry geometry, const double* e
     const auto covariance = rguard::sample_covariance(n, k, sum, squares);
     rg::set_directional_deviations(geometry, e, g, k, covariance, n, positives, mean_alpha(look.alpha), pair_deviation,
                                    item_deviation);
-    if (look.optimistic()) {  // the deviation n samples would leave, less this look's
+    if (look.optimistic()) {  // the deviation final_n samples would leave, less the carried part of this look's
+      const double carried = look.carried(n);
       std::vector<double> pair_n, item_n;
       rg::set_directional_deviations(geometry, e, g, k, covariance, look.final_n, positives, mean_alpha(look.final_alpha),
                                      pair_n, item_n);
-      for (std::size_t i = 0; i < pair_n.size(); ++i) pair_deviation[i] = pair_n[i] - pair_deviation[i];
-      for (std::size_t i = 0; i < item_n.size(); ++i) item_deviation[i] = item_n[i] - item_deviation[i];
+      for (std::size_t i = 0; i < pair_n.size(); ++i) pair_deviation[i] = pair_n[i] - carried * pair_deviation[i];
+      for (std::size_t i = 0; i < item_n.size(); ++i) item_deviation[i] = item_n[i] - carried * item_deviation[i];
       geometry.pair_deviation = pair_deviation.data();  // the second call pointed them at pair_n, item_n
       geometry.item_deviation = item_deviation.data();
     }

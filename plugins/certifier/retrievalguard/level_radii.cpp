@@ -14,9 +14,14 @@ std::vector<double> RetrievalGuard::levels_at(const std::vector<double>& counts,
   if (!look.optimistic()) return rg::level_probabilities(counts, count, per_level_alpha(look.alpha));
   if (count == 0) return std::vector<double>(counts.size(), 0.0);
   const std::int64_t final_count = margin_ ? (look.final_n + every_ - 1) / every_ : look.final_n;
+  // Each probability leans from its estimate toward its upper bound by the carried part.
   const auto upper = rg::level_upper_probabilities(counts, count, look.alpha);
+  const double carried = look.carried(count * (margin_ ? every_ : 1));
   std::vector<double> projected(counts.size());
-  for (std::size_t i = 0; i < counts.size(); ++i) projected[i] = std::floor(upper[i] * static_cast<double>(final_count));
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    const double estimate = counts[i] / static_cast<double>(count);
+    projected[i] = std::floor(std::min(1.0, estimate + carried * (upper[i] - estimate)) * static_cast<double>(final_count));
+  }
   return rg::level_probabilities(projected, final_count, per_level_alpha(look.final_alpha));
 }
 

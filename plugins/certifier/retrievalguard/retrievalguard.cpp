@@ -64,10 +64,6 @@ RetrievalGuard::RetrievalGuard(const rguard::Params& p)
         throw rguard::Error(fmt::format("certifier.target_ranks: K = {} is above certifier.ranks = {}, whose Recall@K "
                                         "radii are all a query keeps; raise ranks or drop K",
                                         k, ranks_));
-    plan_.stopping_id = fmt::format("retrievalguard-stop/1 alpha={} bound={} radius={} ranks={} targets={} target_ranks={} "
-                                    "optimism={}",
-                                    alpha_, bound_, choice_, ranks_, fmt::join(targets_, ","), fmt::join(target_ranks_, ","),
-                                    optimism_);
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -66,6 +67,12 @@ class RetrievalGuard final : public rguard::Certifier {
     std::int64_t final_n = 0;
     double final_alpha = 0;
     bool optimistic() const { return final_n > 0; }
+    // How much of a lean at m samples carries to the estimate at final_n: given the first
+    // m, the final mean's deviation from the current one has sqrt(1 - m / final_n) of the
+    // current one's standard deviation (the rest is already drawn).
+    double carried(std::int64_t m) const {
+      return m >= final_n ? 0.0 : std::sqrt(1.0 - static_cast<double>(m) / static_cast<double>(final_n));
+    }
   };
   Look look_for(std::int64_t samples) const;
 
