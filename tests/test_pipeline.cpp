@@ -1151,7 +1151,7 @@ void same_certificates(const RunResult& a, const RunResult& b) {
 }
 }  // namespace
 
-TEST_CASE("sequential sampling: other targets or alpha replay the cached looks - a query that needs more continues its stream - the bytes of drawing from scratch") {
+TEST_CASE("sequential sampling: other targets or alpha replay the cached looks - a query that needs more continues its stream - the bytes of drawing from scratch and of shards") {
   Workspace ws("sequential_prefix");
   const std::vector<std::string> base{"certifier.n=3200", "certifier.sampling=sequential", "certifier.first_look=100"};
   auto with = [&](std::vector<std::string> more, const std::string& cache = "") {
@@ -1182,6 +1182,18 @@ TEST_CASE("sequential sampling: other targets or alpha replay the cached looks -
   const auto alpha = ws.run(with({"certifier.target_radii=[0]", "certifier.alpha=0.05"}));
   CHECK(status_of(alpha, "samples") != "computed");
   same_certificates(alpha, ws.run(with({"certifier.target_radii=[0]", "certifier.alpha=0.05"}, "scratch2")));
+  // Two shards sample the blocks into a third cache; the run after them draws nothing and
+  // certifies what the single run did.
+  const auto more_spec = ws.spec(with({"certifier.target_radii=[0, 0.05, 0.1]"}, "sharded"));
+  for (int shard = 0; shard < 2; ++shard) {
+    RunOptions options;
+    options.shard = shard;
+    options.shards = 2;
+    run_pipeline(more_spec, loader(), options);
+  }
+  const auto joined = run_pipeline(more_spec, loader(), RunOptions{});
+  CHECK(status_of(joined, "samples") == "reused");
+  same_certificates(joined, scratch);
   // Every radius of the last run recomputed independently, each query at its look.
   recomputed_independently(ws.root / "out" / "tiny" / "certificates.h5");
 }
