@@ -3,9 +3,9 @@
 
   python3 bench/sequential_cost.py
 
-For the default schedule (geometric_schedule(1000, 2, 100000, alpha): eight looks, half of
-alpha at n, the other half shared by the seven early looks) it prints, at the look at n and
-at an early look, (1) sigma * Phi^-1 of the Clopper-Pearson bound (Cohen et al.'s radius,
+For the default schedule (geometric_schedule(1000, 1.5, 100000, alpha): twelve looks, 0.3
+of alpha at n, the rest shared by the eleven early looks in proportion to their samples) it
+prints, at the look at n, at the last early look and at one near 8000 samples, (1) sigma * Phi^-1 of the Clopper-Pearson bound (Cohen et al.'s radius,
 the shape of certificate D's levels) and (2) the Bernstein rho of the mean (certificates
 A/B/C), each against the fixed-n value at the same sample count. scipy's beta.ppf, and the
 rho formula of core/src/stats/concentration.cpp (Pinelis's Bernstein at v = 1 - ||F||^2).
@@ -40,32 +40,46 @@ def bernstein_rho(n, alpha, f_norm):
     return linear + math.sqrt(linear**2 + 2 * v * log_term / n)
 
 
+def schedule(first, growth, n):
+    """geometric_schedule's looks (core/src/stats/sequential.cpp): first * growth^j rounded
+    up, the last at n, a look within sqrt(growth) of n merged into it."""
+    looks, size = [], float(first)
+    while size * math.sqrt(growth) < n:
+        if not looks or math.ceil(size) > looks[-1]:
+            looks.append(math.ceil(size))
+        size *= growth
+    return looks + [n]
+
+
 def main():
     alpha, sigma = 0.001, 0.25
-    looks = [1000 * 2**r for r in range(7)] + [100000]
-    final, early = alpha / 2, alpha / 2 / 7
-    print(f"alpha = {alpha}, sigma = {sigma}; looks {looks}; alpha at n: {final:g}, at each early look: {early:.3g}")
+    looks = schedule(1000, 1.5, 100000)
+    early = sum(looks[:-1])
+    share = {m: alpha * 0.3 if m == looks[-1] else alpha * 0.7 * m / early for m in looks}
+    shown = (looks[-1], looks[-2], min(looks, key=lambda m: abs(m - 8000)))
+    print(f"alpha = {alpha}, sigma = {sigma}; looks {looks}; alpha at " +
+          ", ".join(f"{m}: {share[m]:.3g}" for m in shown))
     def radius_table(title, names, ours, theirs):
         # sigma Phi^-1 of two lower bounds on the same counts, at the look at n and an early look.
         print(title)
         print(f"{'m':>7} {'p-hat':>6} {names[0]:>16} {names[1]:>16} {'change':>8}")
-        for m, share in ((100000, final), (8000, early)):
+        for m in shown:
             for p_hat in (0.9, 0.99, 0.999):
                 k = round(p_hat * m)
-                a, b = (sigma * norm.ppf(bound(k, m, share)) for bound in (ours, theirs))
+                a, b = (sigma * norm.ppf(bound(k, m, share[m])) for bound in (ours, theirs))
                 print(f"{m:>7} {p_hat:>6} {a:>16.4f} {b:>16.4f} {100 * (b / a - 1):>7.1f}%")
 
     radius_table("\nClopper-Pearson radius sigma * Phi^-1(p_lower), p-hat = k/m; fixed n against the look:",
                  ("fixed (alpha)", "look (alpha_r)"), lambda k, m, share: cp_lower(k, m, alpha), cp_lower)
     radius_table("\nThe time-uniform alternative at the same counts (beta-binomial mixture confidence sequence,\n"
-                 "valid at every n at once) against Theorem S's union over the eight looks:",
+                 "valid at every n at once) against Theorem S's union over the twelve looks:",
                  ("union (alpha_r)", "mixture CS"), cp_lower, lambda k, m, share: mixture_cs_lower(k, m, alpha))
     print("\nBernstein rho of the mean (smaller is better), ||F|| = 0.93 (the quickstart's median):")
     print(f"{'m':>7} {'fixed (alpha/2)':>16} {'look':>10} {'change':>8}")
     # The certifier gives the mean event half of its alpha (docs/certificates.md).
-    for m, share in ((100000, final), (8000, early)):
+    for m in shown:
         fixed = bernstein_rho(m, alpha / 2, 0.93)
-        look = bernstein_rho(m, share / 2, 0.93)
+        look = bernstein_rho(m, share[m] / 2, 0.93)
         print(f"{m:>7} {fixed:>16.5f} {look:>10.5f} {100 * (look / fixed - 1):>7.1f}%")
 
 

@@ -1093,7 +1093,7 @@ TEST_CASE("certified Recall@K on a hand-built gallery: the k-th smallest pair ra
 TEST_CASE("sequential sampling: queries stop at looks with their look's alpha - a rerun reuses them byte for byte - threads and batches stop alike") {
   Workspace ws("sequential");
   const std::vector<std::string> sequential{"certifier.n=3200", "certifier.sampling=sequential", "certifier.first_look=100",
-                                            "certifier.target_radii=[0, 0.05]"};
+                                            "certifier.growth=2", "certifier.target_radii=[0, 0.05]"};
   const auto run = ws.run(sequential);
   const auto schedule = geometric_schedule(100, 2.0, 3200, 0.01);
   REQUIRE(schedule.sizes == std::vector<std::int64_t>{100, 200, 400, 800, 1600, 3200});

@@ -45,12 +45,20 @@ double three_se(double alpha, int repetitions) { return 3.0 * std::sqrt(alpha * 
 
 }  // namespace
 
-TEST_CASE("sequential schedule: geometric looks, the last at n, alpha split with half at n") {
+TEST_CASE("sequential schedule: geometric looks, the last at n, 0.3 of alpha at n, the rest by the early looks' samples") {
   const auto s = rguard::geometric_schedule(1000, 2.0, 100000, 0.001);
   CHECK(s.sizes == std::vector<std::int64_t>{1000, 2000, 4000, 8000, 16000, 32000, 64000, 100000});
   REQUIRE(s.alphas.size() == s.sizes.size());
-  for (std::size_t r = 0; r + 1 < s.alphas.size(); ++r) CHECK(s.alphas[r] == doctest::Approx(0.0005 / 7).epsilon(1e-14));
-  CHECK(s.alphas.back() == doctest::Approx(0.0005).epsilon(1e-14));
+  // The early looks hold 1 + 2 + ... + 64 = 127 thousand samples: look r spends 0.0007 n_r / 127000.
+  for (std::size_t r = 0; r + 1 < s.alphas.size(); ++r)
+    CHECK(s.alphas[r] == doctest::Approx(0.0007 * static_cast<double>(1 << r) / 127.0).epsilon(1e-14));
+  CHECK(s.alphas[6] == doctest::Approx(0.0007 * 64.0 / 127.0).epsilon(1e-14));
+  CHECK(s.alphas.back() == doctest::Approx(0.0003).epsilon(1e-14));
+  // final_share 0.5: half at n, the other half by samples.
+  const auto half = rguard::geometric_schedule(1000, 2.0, 4000, 0.01, 0.5);
+  CHECK(half.alphas[0] == doctest::Approx(0.005 / 3).epsilon(1e-14));
+  CHECK(half.alphas[1] == doctest::Approx(0.01 / 3).epsilon(1e-14));
+  CHECK(half.alphas[2] == doctest::Approx(0.005).epsilon(1e-14));
   CHECK(std::accumulate(s.alphas.begin(), s.alphas.end(), 0.0) <= 0.001);  // never more than alpha, rounding included
   CHECK(s.look_at(4000) == 2);
   CHECK(s.look_at(100000) == 7);

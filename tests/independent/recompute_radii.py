@@ -192,8 +192,8 @@ def derive_split(g, name):
 
 def derive_looks(a, alpha):
     """{samples at a look: the alpha it spends}, derived from the documented rule
-    (geometric_schedule: half of alpha at n, the other half shared by the earlier looks,
-    each rounded down by 4 R eps) and checked against the file's alpha_looks; a message
+    (geometric_schedule: 0.3 of alpha at n, the other 0.7 shared by the earlier looks in
+    proportion to their samples, each rounded down by 4 R eps) and checked against the file's alpha_looks; a message
     when they disagree."""
     for key in ("looks", "alpha_looks"):
         if key not in a:
@@ -203,7 +203,8 @@ def derive_looks(a, alpha):
     if sizes != sorted(set(sizes)) or sizes[-1] != int(a["n"]) or len(stored) != len(sizes):
         return f"looks {sizes} must increase to n = {int(a['n'])}, one alpha each (alpha_looks {stored})"
     slack = 1 - 4 * len(sizes) * 2.0**-52
-    rule = [alpha] if len(sizes) == 1 else [alpha / 2 / (len(sizes) - 1) * slack] * (len(sizes) - 1) + [alpha / 2 * slack]
+    early = sum(sizes[:-1])
+    rule = [alpha] if len(sizes) == 1 else [0.7 * alpha * (m / early) * slack for m in sizes[:-1]] + [0.3 * alpha * slack]
     for size, mine, theirs in zip(sizes, rule, stored):
         if not math.isclose(mine, theirs, rel_tol=1e-12, abs_tol=0.0):
             return f"alpha at the look at {size} is {theirs!r} in the file, but the documented schedule gives {mine!r}"

@@ -68,7 +68,7 @@ std::vector<ParamSpec> schema() {
        .doc = "sampling: sequential: the K of certified Recall@K the run asks about (certified_recall's: "
               "\"${metrics.<i>.k}\"); [] = every K up to ranks",
        .min = 1},
-      {.name = "optimism", .type = ParamType::Float, .default_value = "0.5",
+      {.name = "optimism", .type = ParamType::Float, .default_value = "0.7",
        .doc = "sampling: sequential: how far the stopping rule's projection to n lets the mean and the level "
               "probabilities lean in the query's favour (toward their one-sided bounds at this alpha, by the part "
               "sqrt(1 - m/n) that carries to n samples; smaller gives up on fewer queries and draws more); never "
@@ -76,7 +76,7 @@ std::vector<ParamSpec> schema() {
        .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
       {.name = "first_look", .type = ParamType::Int, .default_value = "1000",
        .doc = "sampling: sequential: main samples at the first look", .min = 1},
-      {.name = "growth", .type = ParamType::Float, .default_value = "2",
+      {.name = "growth", .type = ParamType::Float, .default_value = "1.5",
        .doc = "sampling: sequential: factor between looks (the last is at n)", .min = 1, .min_exclusive = true},
   };
 }
