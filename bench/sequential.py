@@ -37,8 +37,14 @@ def main():
     for v in variants:
         certs, recall, acr = rows[v]
         samples = sum(int(c["n"]) for c in certs)
-        print(f"{v:<28} {samples:>11,} {base_samples / samples:>6.1f}x {float(times[v]):>8.1f} {acr:>7.4f}  " +
+        print(f"{v:<28} {samples:>11,} {base_samples / samples:>6.2f}x {float(times[v]):>8.1f} {acr:>7.4f}  " +
               " ".join(f"{recall.get((1, r), float('nan')):.2f}" for r in radii))
+    print(f"\nlargest drop against {base} over certified R@1/2/4/8 at every radius:")
+    for v in (v for v in variants[1:] if "grid" in v or "replay" in v):  # the one-target runs stop short of the rest
+        drops = {cell: rows[v][1].get(cell, 0.0) - value for cell, value in rows[base][1].items()}
+        worst = min(drops.values())
+        cells = ", ".join(f"R@{k} at {r:g}" for (k, r), d in sorted(drops.items()) if d <= worst + 1e-9)
+        print(f"  {v}: {worst:+.2f} ({cells})")
     for k in (2, 4, 8):
         print(f"\ncertified R@{k}: " + " | ".join(
             f"{v}: " + " ".join(f"{rows[v][1].get((k, r), float('nan')):.2f}" for r in radii) for v in variants))
