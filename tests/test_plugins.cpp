@@ -47,7 +47,8 @@ TEST_CASE("discovery finds every built plugin with its entry") {
       {PluginKind::Dataset, "fashion_mnist"}, {PluginKind::Dataset, "synthetic"},
       {PluginKind::Backbone, "small_cnn"},    {PluginKind::Noise, "gaussian"},
       {PluginKind::Certifier, "retrievalguard"}, {PluginKind::Metric, "recall_at_k"},
-      {PluginKind::Metric, "certified_recall"}};
+      {PluginKind::Metric, "certified_recall"}, {PluginKind::Denoiser, "dncnn"},
+      {PluginKind::Denoiser, "unet"},         {PluginKind::Denoiser, "torchscript"}};
   for (const auto& [kind, name] : expected) {
     const PluginEntry* entry = loader.find(kind, name);
     REQUIRE(entry != nullptr);
@@ -69,7 +70,7 @@ TEST_CASE("refusals name the file and what was expected") {
   auto message = load_error(loader, "/nonexistent/rguard_x.so");
   CHECK(contains(message, "/nonexistent/rguard_x.so: plugin library not found"));
   message = load_error(loader, test_plugin("rguard_test_wrong_api"));
-  CHECK(contains(message, "rguard_test_wrong_api.so: plugin API version 999 but this rguard expects 5"));
+  CHECK(contains(message, "rguard_test_wrong_api.so: plugin API version 999 but this rguard expects 6"));
   // A file whose name says another plugin than it holds would stand in for it: refused.
   const fs::path mislabelled = fs::temp_directory_path() / "rguard_test_mislabelled" / "rguard_noise_fake.so";
   fs::create_directories(mislabelled.parent_path());
@@ -80,10 +81,11 @@ TEST_CASE("refusals name the file and what was expected") {
   fs::remove_all(mislabelled.parent_path());
   // An old plugin is told what changed since its version.
   message = load_error(loader, test_plugin("rguard_test_old_api"));
-  CHECK(contains(message, "rguard_test_old_api.so: plugin API version 2 but this rguard expects 5"));
+  CHECK(contains(message, "rguard_test_old_api.so: plugin API version 2 but this rguard expects 6"));
   CHECK(contains(message, "version 3: certifiers declare what they accumulate"));
   CHECK(contains(message, "version 4: sequential sampling: SamplingPlan gained looks"));
   CHECK(contains(message, "version 5: SamplingPlan lost stopping_id"));
+  CHECK(contains(message, "version 6: plugin kind denoiser"));
   message = load_error(loader, test_plugin("rguard_test_no_entry"));
   CHECK(contains(message, "rguard_test_no_entry.so: not an rguard plugin: the symbol 'rguard_plugin_entry' is missing"));
   message = load_error(loader, std::string(RGUARD_PLUGIN_DIR) + "/rguard_noise_gaussian.so", PluginKind::Backbone);

@@ -104,3 +104,27 @@ TEST_CASE("margin loss with one negative per anchor: the hinge terms by hand, an
       },
       embedding);
 }
+
+TEST_CASE("denoising loss: the mean squared pixel error by hand, its gradient, none into the clean image") {
+  // Two 1x1x2 images: errors (0.5, -1) and (0, 2): (0.25 + 1 + 0 + 4) / 4 = 1.3125.
+  const auto clean = torch::tensor({0.2, 0.4, 0.6, 0.1}, torch::kDouble).view({2, 1, 1, 2});
+  const auto denoised = clean + torch::tensor({0.5, -1.0, 0.0, 2.0}, torch::kDouble).view({2, 1, 1, 2});
+  CHECK(rguard::denoising_loss(denoised, clean).item<double>() == doctest::Approx(1.3125).epsilon(1e-15));
+  CHECK(rguard::denoising_loss(clean, clean).item<double>() == 0.0);
+  check_gradient([&](const at::Tensor& x) { return rguard::denoising_loss(x, clean); }, denoised);
+  const auto target = clean.clone().set_requires_grad(true);
+  CHECK_FALSE(rguard::denoising_loss(denoised, target).requires_grad());
+}
+
+TEST_CASE("stability loss: 2 - 2 cos between each denoised draw and the clean embedding, and its gradient") {
+  // Image 0: draws at 0 and 60 degrees from its clean embedding at 0: (0 + (2 - 2 cos 60)) / 2;
+  // image 1: draws at 90 and 180 from 90: (0 + 2) / 2. Mean over the four: (0 + 1 + 0 + 2) / 4.
+  const auto clean = torch::stack({unit(0), unit(90)});
+  const auto noisy = torch::stack({torch::stack({unit(0), unit(60)}), torch::stack({unit(90), unit(180)})});
+  CHECK(rguard::stability_loss(noisy, clean).item<double>() == doctest::Approx(0.75).epsilon(1e-14));
+  CHECK(rguard::stability_loss(torch::stack({torch::stack({unit(0), unit(0)}), torch::stack({unit(90), unit(90)})}), clean)
+            .item<double>() == doctest::Approx(0.0).scale(1.0).epsilon(1e-15));
+  check_gradient([&](const at::Tensor& x) { return rguard::stability_loss(x, clean); }, noisy);
+  const auto target = clean.clone().set_requires_grad(true);
+  CHECK_FALSE(rguard::stability_loss(noisy, target).requires_grad());
+}

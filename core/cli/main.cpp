@@ -84,6 +84,9 @@ void print_reference(const PluginLoader& loader) {
                "| `output` | string | results | output root (relative to the working directory) |\n"
                "| `cache` | string | `<output>/cache` | stage cache folder (relative to the working directory) |\n"
                "| `dataset`, `backbone`, `noise`, `certifier` | mapping | required | `{plugin: <name>, <parameters>}` |\n"
+               "| `denoiser` | mapping | none | `{plugin: <name>, <parameters>}`: a denoiser in front of the frozen backbone, "
+               "which is then certified as backbone(denoiser(x + noise)) (docs/denoised-smoothing.md); `null` in a sweep "
+               "point removes it |\n"
                "| `attacks`, `metrics` | list of mappings | [] | each `{plugin: <name>, <parameters>}` |\n"
                "| `audit` | mapping | below | how attacked queries are re-certified |\n"
                "| `sweep` | mapping | none | `{grid: {key: [values]}, zip: {key: [values]}, include: [{key: value}]}`; "
@@ -281,7 +284,7 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   run->add_flag("-q,--quiet", quiet, "print only the summary");
   std::string force;
-  run->add_option("--force", force, "recompute this stage and what follows: backbone, embeddings or samples");
+  run->add_option("--force", force, "recompute this stage and what follows: backbone, denoiser, embeddings or samples");
   std::string shard_text;
   run->add_option("--shard", shard_text,
                   "I/N: sample only slice I of N of the query blocks into the cache (job arrays); "

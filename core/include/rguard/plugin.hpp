@@ -17,7 +17,7 @@ namespace rguard {
 
 // Bumped when the plugin contract changes (docs/writing-a-plugin.md, "Plugin API version
 // policy"; kPluginApiChanges says what each version changed, for the loader's refusals).
-inline constexpr std::uint32_t kPluginApiVersion = 5;
+inline constexpr std::uint32_t kPluginApiVersion = 6;
 
 // What changed at each version, indexed by version (the loader quotes it when it refuses).
 inline constexpr const char* kPluginApiChanges[] = {
@@ -32,6 +32,8 @@ inline constexpr const char* kPluginApiChanges[] = {
     "sequential sampling: SamplingPlan gained looks and stopping_id, Certifier gained need_more (rguard/sequential.hpp)",
     "SamplingPlan lost stopping_id: the core replays need_more() on the states it caches at every look, so the "
     "decision is no part of any cache key",
+    "plugin kind denoiser (rguard/denoiser.hpp: images -> images in front of a frozen backbone, denoised smoothing); "
+    "PluginKind gained Denoiser",
 };
 static_assert(std::size(kPluginApiChanges) == kPluginApiVersion + 1, "say what the new plugin API version changed");
 
@@ -42,10 +44,10 @@ static_assert(std::size(kPluginApiChanges) == kPluginApiVersion + 1, "say what t
 inline constexpr const char* kPluginAbiTag =
     "gcc" RGUARD_STRINGIFY(__GNUC__) "/cxx11abi" RGUARD_STRINGIFY(_GLIBCXX_USE_CXX11_ABI);
 
-enum class PluginKind : std::uint32_t { Dataset, Backbone, Noise, Attack, Certifier, Metric };
-inline constexpr PluginKind kAllPluginKinds[] = {PluginKind::Dataset, PluginKind::Backbone,
-                                                 PluginKind::Noise,   PluginKind::Attack,
-                                                 PluginKind::Certifier, PluginKind::Metric};
+enum class PluginKind : std::uint32_t { Dataset, Backbone, Noise, Attack, Certifier, Metric, Denoiser };
+inline constexpr PluginKind kAllPluginKinds[] = {PluginKind::Dataset,   PluginKind::Backbone, PluginKind::Denoiser,
+                                                 PluginKind::Noise,     PluginKind::Attack,   PluginKind::Certifier,
+                                                 PluginKind::Metric};
 const char* to_string(PluginKind kind);
 std::optional<PluginKind> parse_plugin_kind(std::string_view text);
 

@@ -40,6 +40,7 @@ void create_plugins(Session& s) {
     p->spec = &sweep.spec;
     p->dataset = s.loader.create<Dataset>(sweep.spec.dataset);
     p->backbone = s.loader.create<Backbone>(sweep.spec.backbone);
+    if (sweep.spec.denoiser) p->denoiser = s.loader.create<Denoiser>(*sweep.spec.denoiser);
     p->noise = s.loader.create<Noise>(sweep.spec.noise);
     p->certifier = s.loader.create<Certifier>(sweep.spec.certifier);
     for (const auto& metric : sweep.spec.metrics) p->metrics.push_back(s.loader.create<Metric>(metric));
@@ -182,6 +183,18 @@ std::vector<StageReport> cache_status(const ExperimentSpec& spec, const PluginLo
       continue;
     }
     m.weights_hash = entry->attribute_string("/", "weights_hash");
+    if (m.denoiser) {
+      m.denoiser_key = denoiser_key(s, *p->spec, m, m.weights_hash);
+      auto denoiser = s.cache.open(kDenoiserStage, m.denoiser_key);
+      out.push_back({name, "denoiser", denoiser ? "cached" : "missing", 0, m.denoiser_key, p->spec->denoiser->plugin});
+      if (!denoiser) {
+        out.push_back({name, "embeddings", "missing", 0, "", "needs the denoiser"});
+        out.push_back({name, "samples", "missing", 0, "", "needs the denoiser"});
+        continue;
+      }
+      m.weights_hash = denoised_weights_hash(m.weights_hash, denoiser->attribute_string("/", "weights_hash"));
+      m.forward = denoised_forward(m.forward, *p->spec->denoiser, m.denoiser->fingerprint());
+    }
     m.backbone->init(p->data->shape(), 0);
     m.dim = m.backbone->embedding_dim();
     m.embedding_key = embedding_key(s, m);

@@ -25,10 +25,18 @@ void assign_models(Session& s) {
     const std::string key =
         with_context([&] { return plugin_failure(*p->spec, p->spec->backbone, "while fingerprinting its files"); },
                      [&] { return backbone_key(s, *p->spec, *p->backbone, *p->data); });
-    auto& slot = s.models[key];
+    // Points that share a backbone but put different denoisers in front of it share its training only.
+    std::string slot_key = key;
+    if (p->denoiser)
+      slot_key += with_context(
+          [&] { return plugin_failure(*p->spec, *p->spec->denoiser, "while fingerprinting its files"); },
+          [&] { return "+" + p->spec->denoiser->canonical() + p->denoiser->fingerprint(); });
+    auto& slot = s.models[slot_key];
     if (!slot) {
       slot = std::make_unique<Model>();
       slot->backbone = p->backbone;
+      slot->base = p->backbone;
+      slot->denoiser = p->denoiser;
       slot->noise = p->noise.get();
       slot->spec = p->spec;
       slot->data = p->data;
@@ -62,23 +70,23 @@ bool try_restore_backbone(Session& s, Model& m) {
   auto entry = s.cache.open(kBackboneStage, m.key);
   if (!entry) return false;
   try {
-    restore_weights(*entry, *m.backbone);
-    m.weights_hash = hash_weights(*m.backbone);
+    restore_weights(*entry, *m.base);
+    m.weights_hash = hash_weights(*m.base);
     if (entry->attribute_string("/", "weights_hash") != m.weights_hash)
       throw Error(fmt::format("{}: weights do not match their recorded hash", entry->path()));
     m.train_seconds = entry->attribute_double("/", "train_seconds");
     return true;
   } catch (const Error& e) {
     if (s.log) *s.log << "warning: " << e.what() << "; retraining\n";
-    m.backbone->init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
-    m.backbone->to(s.device);
+    m.base->init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
+    m.base->to(s.device);
     return false;
   }
 }
 
 void prepare_backbone(Session& s, Model& m) {
   const auto start = Clock::now();
-  auto& backbone = *m.backbone;
+  auto& backbone = *m.base;
   backbone.init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
   backbone.to(s.device);
   m.dim = backbone.embedding_dim();
@@ -105,14 +113,7 @@ void prepare_backbone(Session& s, Model& m) {
   if (!forced && config.epochs > 0)
     if (auto entry = s.cache.open(kCheckpointStage, m.key)) {
       try {
-        restore_weights(*entry, backbone);
-        TrainCheckpoint c;
-        c.epochs_done = entry->attribute_int("/", "epochs_done");
-        c.beta = entry->attribute_double("/", "beta");
-        const auto optimiser = entry->read<std::uint8_t>("/optimiser");
-        c.optimiser.assign(optimiser.begin(), optimiser.end());
-        c.generator = entry->read<std::uint8_t>("/generator");
-        m.train_seconds = entry->attribute_double("/", "train_seconds");  // before the kill
+        TrainCheckpoint c = restore_checkpoint(*entry, backbone.state(), m.train_seconds);  // seconds before the kill
         if (c.epochs_done < config.epochs) resume = std::move(c);
       } catch (const Error& e) {
         if (s.log) *s.log << "warning: " << e.what() << "; training from the start\n";
@@ -135,13 +136,7 @@ void prepare_backbone(Session& s, Model& m) {
       [&](const TrainCheckpoint& c) {
         outside_plugin([&] {
           s.cache.publish(kCheckpointStage, m.key, [&](H5File& file) {
-            store_weights(file, backbone);
-            const std::vector<std::uint8_t> optimiser(c.optimiser.begin(), c.optimiser.end());
-            file.write("/optimiser", optimiser);
-            file.write("/generator", c.generator);
-            file.set_attribute("/", "epochs_done", c.epochs_done);
-            file.set_attribute("/", "beta", c.beta);
-            file.set_attribute("/", "train_seconds", m.train_seconds + seconds_since(training));
+            store_checkpoint(file, backbone.state(), c, m.train_seconds + seconds_since(training));
           });
         });
       });
@@ -223,6 +218,7 @@ void prepare_models(Session& s) {
         const StageSpec& backbone = m->spec->backbone;
         with_context([&] { return plugin_failure(*m->spec, backbone, "while training or loading its weights"); },
                      [&] { prepare_backbone(s, *m); });
+        if (m->denoiser) prepare_denoiser(s, *m);
         with_context([&] { return plugin_failure(*m->spec, backbone, "while computing clean embeddings"); },
                      [&] { prepare_embeddings(s, *m); });
         m->gallery_unit = unit_rows(m->gallery_embedding.data(), static_cast<std::int64_t>(m->data->gallery_label.size()), m->dim);

@@ -21,12 +21,36 @@ std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backb
 // but train.* (architecture, input mean/std, output normalisation, inference optimisation;
 // train.* only shape the weights) and the content of files the parameters name (a
 // TorchScript graph). A parameter a plugin adds later is covered without a change here.
-std::string forward_identity(const StageSpec& backbone, const std::string& fingerprint) {
+std::string forward_identity(const StageSpec& stage, const std::string& fingerprint) {
   Hasher h;
-  h.text("forward/1").text(backbone.plugin).text(backbone.entry ? backbone.entry->version : "?");
-  for (const auto& [name, value] : backbone.params.values())
+  h.text("forward/1").text(stage.plugin).text(stage.entry ? stage.entry->version : "?");
+  for (const auto& [name, value] : stage.params.values())
     if (name.rfind("train.", 0) != 0) h.text(name).text(to_yaml_text(value));
   return h.text(fingerprint).hex();
+}
+
+// A denoiser trained in front of a backbone depends on that backbone's weights (its hash,
+// beside the backbone's key), on its own spec (train.* included: they shape its weights), on
+// the file it names, the noise family it is trained on, the seed and the device.
+std::string denoiser_key(const Session& s, const PipelineSpec& spec, const Model& model, const std::string& base_hash) {
+  return Hasher()
+      .text("denoiser/1")
+      .text(model.key)
+      .text(base_hash)
+      .text(spec.denoiser->canonical())
+      .text(model.denoiser->fingerprint())
+      .text(fmt::format("{}@{}", spec.noise.plugin, spec.noise.entry ? spec.noise.entry->version : "?"))
+      .u64(spec.seed)
+      .text(s.device.str())
+      .hex();
+}
+
+std::string denoised_forward(const std::string& base_forward, const StageSpec& denoiser, const std::string& fingerprint) {
+  return Hasher().text("denoised/1").text(base_forward).text(forward_identity(denoiser, fingerprint)).hex();
+}
+
+std::string denoised_weights_hash(const std::string& base_hash, const std::string& denoiser_hash) {
+  return Hasher().text("denoised/1").text(base_hash).text(denoiser_hash).hex();
 }
 
 std::string embedding_key(const Session& s, const Model& model) {

@@ -2,6 +2,7 @@
 //   run_keys.cpp       cache keys of the stages
 //   data_stage.cpp     datasets loaded (or read back), checked; the queries chosen
 //   model_stage.cpp    backbones trained or restored; clean embeddings
+//   denoiser_stage.cpp denoisers trained or restored in front of their frozen backbone
 //   query_blocks.cpp   the queries of each point in blocks: plan, cache read and write
 //   sampler.cpp        noisy samples through the backbone into sufficient statistics
 //   certify_stage.cpp  the flow graph over all blocks: sample, store, certify
@@ -32,6 +33,7 @@
 #include "cache/cache.hpp"
 #include "rguard/certifier.hpp"
 #include "rguard/dataset.hpp"
+#include "rguard/denoiser.hpp"
 #include "rguard/error.hpp"
 #include "pipeline/run_result.hpp"
 #include "plugin/loader.hpp"
@@ -54,7 +56,9 @@ inline constexpr const char* kEmbeddingStage = "embeddings";
 inline constexpr const char* kSampleStage = "samples";
 inline constexpr const char* kAuditStage = "audit";
 inline constexpr const char* kCheckpointStage = "checkpoint";  // training in progress (same key as the backbone)
-inline constexpr std::string_view kForceableStages[] = {kBackboneStage, kEmbeddingStage, kSampleStage};
+inline constexpr const char* kDenoiserStage = "denoiser";
+inline constexpr const char* kDenoiserCheckpointStage = "denoiser-checkpoint";  // same key as the denoiser
+inline constexpr std::string_view kForceableStages[] = {kBackboneStage, kDenoiserStage, kEmbeddingStage, kSampleStage};
 
 // "spec.yaml:4:11: point 'main': backbone plugin 'small_cnn' failed while ...": whom a
 // failure escaping a plugin is attributed to (with_context, rguard/error.hpp).
@@ -75,9 +79,15 @@ struct LoadedData {
 };
 
 // A trained (or loaded) backbone and its clean embeddings, shared by every point with
-// the same backbone key (a backbone certified at several sigmas).
+// the same backbone key (a backbone certified at several sigmas). With a denoiser, `base` is
+// the frozen backbone, `backbone` the composition base o denoiser that everything after the
+// model stage uses, and weights_hash and forward cover both.
 struct Model {
   std::shared_ptr<Backbone> backbone;
+  std::shared_ptr<Backbone> base;
+  std::shared_ptr<Denoiser> denoiser;  // none: backbone == base
+  std::string denoiser_key;
+  double denoiser_train_seconds = 0;
   const Noise* noise = nullptr;        // training noise: the first point's plugin (its family is in the key)
   const PipelineSpec* spec = nullptr;  // the first point that asked for it
   LoadedData* data = nullptr;
@@ -122,6 +132,7 @@ struct Point {
   const PipelineSpec* spec = nullptr;
   std::shared_ptr<Dataset> dataset;
   std::shared_ptr<Backbone> backbone;
+  std::shared_ptr<Denoiser> denoiser;  // the spec's denoiser section, if any
   std::shared_ptr<Noise> noise;
   std::shared_ptr<Certifier> certifier;
   std::vector<std::shared_ptr<Metric>> metrics;
@@ -181,6 +192,11 @@ struct Session {
 // run_keys.cpp
 std::string backbone_key(const Session& s, const PipelineSpec& spec, const Backbone& backbone, const LoadedData& data);
 std::string forward_identity(const StageSpec& backbone, const std::string& fingerprint);
+// The denoiser's cache key: its spec and file, the frozen base's key and weights hash.
+std::string denoiser_key(const Session& s, const PipelineSpec& spec, const Model& model, const std::string& base_hash);
+// What base o denoiser computes: forward_identity of each part; its weights: both hashes.
+std::string denoised_forward(const std::string& base_forward, const StageSpec& denoiser, const std::string& fingerprint);
+std::string denoised_weights_hash(const std::string& base_hash, const std::string& denoiser_hash);
 std::string embedding_key(const Session& s, const Model& model);
 std::string sample_key(const Session& s, const Point& p);
 
@@ -193,6 +209,10 @@ std::vector<std::int64_t> select_queries(Session& s, const Point& p);
 // model_stage.cpp
 void assign_models(Session& s);
 void prepare_models(Session& s);
+
+// denoiser_stage.cpp: trains or restores m.denoiser in front of the prepared m.base (frozen),
+// then makes m.backbone the composition and sets weights_hash and forward to cover both.
+void prepare_denoiser(Session& s, Model& m);
 
 // query_blocks.cpp
 void plan_blocks(const Session& s, Point& p);

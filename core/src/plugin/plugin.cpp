@@ -16,6 +16,7 @@ const char* to_string(PluginKind kind) {
     case PluginKind::Attack: return "attack";
     case PluginKind::Certifier: return "certifier";
     case PluginKind::Metric: return "metric";
+    case PluginKind::Denoiser: return "denoiser";
   }
   return "?";
 }

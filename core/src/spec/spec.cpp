@@ -66,7 +66,7 @@ namespace {
 
 const std::vector<std::string>& section_names() {
   static const std::vector<std::string> sections{"name",  "seed",    "threads",   "device",  "output", "cache",
-                                                 "dataset", "backbone", "noise", "certifier", "attacks", "audit", "metrics",
+                                                 "dataset", "backbone", "denoiser", "noise", "certifier", "attacks", "audit", "metrics",
                                                  "sweep"};
   return sections;
 }
@@ -213,17 +213,20 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
   spec.cache_root = top.get_string("cache");
   if (spec.cache_root.empty()) spec.cache_root = (std::filesystem::path(spec.output_root) / "cache").string();
 
+  auto stage_at = [&](const YamlNode& node, const char* section, PluginKind kind) {
+    StageSpec stage = resolve_stage(node, kind, section, catalog);
+    // Failures of the stage's plugin point at the line where the section begins.
+    for (std::size_t i = 0; i < root->entries.size(); ++i)
+      if (root->entries[i].first == section) stage.location = root->key_locations[i];
+    return stage;
+  };
   auto required = [&](const char* section, PluginKind kind) {
     auto node = root->find(section);
     if (!node)
       fail(root->location, section,
            fmt::format("missing section; add e.g. '{}: {{plugin: <name>}}' ({} plugins: {})", section,
                        to_string(kind), join(catalog.names(kind))));
-    StageSpec stage = resolve_stage(*node, kind, section, catalog);
-    // Failures of the stage's plugin point at the line where the section begins.
-    for (std::size_t i = 0; i < root->entries.size(); ++i)
-      if (root->entries[i].first == section) stage.location = root->key_locations[i];
-    return stage;
+    return stage_at(*node, section, kind);
   };
   // Noise and certifier first: other sections usually refer to their values (${noise.sigma}),
   // and an error is clearest under the key where the value was written.
@@ -231,6 +234,8 @@ PipelineSpec validate_point(const YamlNodePtr& root, const std::string& file, co
   spec.noise = required("noise", PluginKind::Noise);
   spec.certifier = required("certifier", PluginKind::Certifier);
   spec.backbone = required("backbone", PluginKind::Backbone);
+  if (auto node = root->find("denoiser"); node && node->kind != YamlNode::Kind::Null)
+    spec.denoiser = stage_at(*node, "denoiser", PluginKind::Denoiser);
   auto list = [&](const char* section, PluginKind kind) {
     std::vector<StageSpec> stages;
     auto node = root->find(section);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ struct PipelineSpec {
   std::string output_root;
   std::string cache_root;
   StageSpec dataset, backbone, noise, certifier;
+  std::optional<StageSpec> denoiser;  // denoised smoothing: certify backbone o denoiser
   std::vector<StageSpec> attacks, metrics;
   Params audit;  // how attacks are evaluated (audit_param_specs)
   std::string resolved_yaml;  // every default filled in, overrides applied

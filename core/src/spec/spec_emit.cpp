@@ -77,7 +77,9 @@ void emit_spec(YAML::Emitter& out, const PipelineSpec& spec) {
   out << YAML::Key << "device" << YAML::Value << spec.device;
   out << YAML::Key << "output" << YAML::Value << spec.output_root;
   out << YAML::Key << "cache" << YAML::Value << spec.cache_root;
-  for (const auto* stage : {&spec.dataset, &spec.backbone, &spec.noise, &spec.certifier}) {
+  for (const auto* stage : {&spec.dataset, &spec.backbone, spec.denoiser ? &*spec.denoiser : nullptr, &spec.noise,
+                            &spec.certifier}) {
+    if (!stage) continue;
     out << YAML::Key << stage->section << YAML::Value;
     emit_stage(out, *stage);
   }

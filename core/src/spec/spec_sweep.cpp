@@ -95,6 +95,7 @@ Sweep parse_sweep(const YamlNode& node) {
 // flow style (so two different mappings never print the same).
 std::string value_text(const YamlNode& node) {
   if (node.kind == YamlNode::Kind::Scalar) return node.value;
+  if (node.kind == YamlNode::Kind::Null) return "null";  // a section removed at this point (denoiser: null)
   std::vector<std::string> parts;
   for (const auto& item : node.items) parts.push_back(value_text(*item));
   for (const auto& [key, value] : node.entries) parts.push_back(key + ":" + value_text(*value));

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <sstream>
 
 #include "rguard/adversarial.hpp"
 #include "rguard/backbone.hpp"
@@ -19,6 +18,7 @@
 #include "rguard/hash.hpp"
 #include "rguard/noise.hpp"
 #include "rguard/tensors.hpp"
+#include "train/checkpoint.hpp"
 #include "train/training_losses.hpp"
 
 namespace rguard {
@@ -227,11 +227,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       torch::NoGradGuard no_grad;
       beta.fill_(resume->beta);
     }
-    torch::serialize::InputArchive archive;
-    std::istringstream bytes(resume->optimiser);
-    archive.load_from(bytes);
-    optimiser.load(archive);
-    generator.set_state(torch::tensor(std::vector<std::uint8_t>(resume->generator.begin(), resume->generator.end()), torch::kUInt8));
+    resume_checkpoint(*resume, optimiser, generator);
   }
 
   const auto device = backbone.state().empty() ? torch::Device(torch::kCPU) : backbone.state().front().second.device();
@@ -296,19 +292,7 @@ void train_backbone(Backbone& backbone, const ImageSet& train, const TrainConfig
       auto& options = static_cast<torch::optim::AdamOptions&>(optimiser.param_groups()[0].options());
       options.lr(options.lr() * config.lr_gamma);
     }
-    if (checkpoint) {
-      TrainCheckpoint state;
-      state.epochs_done = epoch + 1;
-      state.beta = beta.item<double>();
-      torch::serialize::OutputArchive archive;
-      optimiser.save(archive);
-      std::ostringstream bytes;
-      archive.save_to(bytes);
-      state.optimiser = bytes.str();
-      const auto g = generator.get_state().contiguous();
-      state.generator.assign(g.data_ptr<std::uint8_t>(), g.data_ptr<std::uint8_t>() + g.numel());
-      checkpoint(state);
-    }
+    if (checkpoint) checkpoint(capture_checkpoint(epoch + 1, beta.item<double>(), optimiser, generator));
   }
   backbone.set_training(false);
 }

@@ -83,4 +83,12 @@ at::Tensor certified_margin_loss(const at::Tensor& noisy, const at::Tensor& clea
   return terms.sum() / valid.sum().clamp_min(1).to(terms.scalar_type());
 }
 
+at::Tensor denoising_loss(const at::Tensor& denoised, const at::Tensor& clean) {
+  return (denoised - clean.detach()).pow(2).mean();
+}
+
+at::Tensor stability_loss(const at::Tensor& noisy, const at::Tensor& clean) {
+  return (noisy - clean.detach().unsqueeze(1)).pow(2).sum(2).mean();
+}
+
 }  // namespace rguard

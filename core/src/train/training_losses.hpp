@@ -33,4 +33,18 @@ at::Tensor consistency_loss(const at::Tensor& noisy);
 at::Tensor certified_margin_loss(const at::Tensor& noisy, const at::Tensor& clean, const at::Tensor& labels, double target,
                                  std::int64_t hard);
 
+// Denoiser objectives (Salman, Sun, Yang, Kapoor, Kolter, "Denoised Smoothing: A Provable
+// Defense for Pretrained Classifiers", NeurIPS 2020; train_denoiser.py's `denoising` and
+// `stability`), for a denoiser D trained in front of a frozen base f.
+//
+// Denoising: the mean squared pixel error (1/(B C H W)) sum ||D(x_i + delta_i) - x_i||^2
+// (torch's MSELoss, as there). denoised and clean [B, C, H, W]; no gradient reaches clean.
+at::Tensor denoising_loss(const at::Tensor& denoised, const at::Tensor& clean);
+
+// Stability, the retrieval analogue of Salman et al.'s: the mean squared distance of the
+// unit embeddings of the denoised noisy images to the clean image's embedding,
+// (1/(B m)) sum_ij ||f(D(x_i + delta_ij)) - f(x_i)||^2 = 2 - 2 <f_ij, f(x_i)> on unit rows.
+// noisy [B, m, k], clean [B, k] (held fixed: the base's clean embeddings are the target).
+at::Tensor stability_loss(const at::Tensor& noisy, const at::Tensor& clean);
+
 }  // namespace rguard

@@ -17,18 +17,18 @@ at::Tensor tensor_from(std::vector<T> values, const std::vector<std::uint64_t>& 
 }
 }  // namespace
 
-std::string hash_weights(Backbone& backbone) {
+std::string hash_weights(const NamedTensors& state) {
   Hasher h;
-  for (const auto& [name, tensor] : backbone.state()) {
+  for (const auto& [name, tensor] : state) {
     h.text(name);
     hash_tensor(h, tensor);
   }
   return h.hex();
 }
 
-void store_weights(H5File& file, Backbone& backbone) {
+void store_weights(H5File& file, const NamedTensors& state) {
   std::int64_t i = 0;
-  for (const auto& [name, tensor] : backbone.state()) {
+  for (const auto& [name, tensor] : state) {
     auto t = tensor.detach().to(torch::kCPU).contiguous();
     const std::string path = fmt::format("/state/{:04d}", i++);
     std::vector<std::uint64_t> shape(t.sizes().begin(), t.sizes().end());
@@ -36,15 +36,15 @@ void store_weights(H5File& file, Backbone& backbone) {
     if (t.scalar_type() == torch::kFloat) file.write(path, t.data_ptr<float>(), shape);
     else if (t.scalar_type() == torch::kDouble) file.write(path, t.data_ptr<double>(), shape);
     else if (t.scalar_type() == torch::kLong) file.write(path, t.data_ptr<std::int64_t>(), shape);
-    else throw Error(fmt::format("backbone state '{}' has unsupported dtype {}", name, c10::toString(t.scalar_type())));
+    else throw Error(fmt::format("state '{}' has unsupported dtype {}", name, c10::toString(t.scalar_type())));
     file.set_attribute(path, "name", name);
   }
 }
 
-void restore_weights(const H5File& file, Backbone& backbone) {
+void restore_weights(const H5File& file, const NamedTensors& state) {
   torch::NoGradGuard no_grad;
   std::int64_t i = 0;
-  for (auto& [name, live] : backbone.state()) {
+  for (auto [name, live] : state) {
     const std::string path = fmt::format("/state/{:04d}", i++);
     if (file.attribute_string(path, "name") != name)
       throw Error(fmt::format("{}: {}: stored tensor is not '{}'", file.path(), path, name));
@@ -58,6 +58,28 @@ void restore_weights(const H5File& file, Backbone& backbone) {
                               stored.numel(), live.numel()));
     live.copy_(stored.view(live.sizes()));
   }
+}
+
+void store_checkpoint(H5File& file, const NamedTensors& state, const TrainCheckpoint& c, double train_seconds) {
+  store_weights(file, state);
+  const std::vector<std::uint8_t> optimiser(c.optimiser.begin(), c.optimiser.end());
+  file.write("/optimiser", optimiser);
+  file.write("/generator", c.generator);
+  file.set_attribute("/", "epochs_done", c.epochs_done);
+  file.set_attribute("/", "beta", c.beta);
+  file.set_attribute("/", "train_seconds", train_seconds);
+}
+
+TrainCheckpoint restore_checkpoint(const H5File& file, const NamedTensors& state, double& train_seconds) {
+  restore_weights(file, state);
+  TrainCheckpoint c;
+  c.epochs_done = file.attribute_int("/", "epochs_done");
+  c.beta = file.attribute_double("/", "beta");
+  const auto optimiser = file.read<std::uint8_t>("/optimiser");
+  c.optimiser.assign(optimiser.begin(), optimiser.end());
+  c.generator = file.read<std::uint8_t>("/generator");
+  train_seconds = file.attribute_double("/", "train_seconds");
+  return c;
 }
 
 }  // namespace rguard

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "rguard/backbone.hpp"
+#include "onednn.hpp"
 #include "rguard/error.hpp"
 #include "rguard/training.hpp"
 
@@ -88,15 +89,6 @@ class SmallCnn final : public rguard::Backbone {
   } packed_;
   std::mutex pack_mutex_;
 
-  std::vector<std::int64_t> parameter_versions() const {
-    std::vector<std::int64_t> out;
-    for (const auto& p : net_->parameters()) {
-      out.push_back(static_cast<std::int64_t>(p._version()));
-      out.push_back(reinterpret_cast<std::intptr_t>(p.data_ptr()));
-    }
-    return out;
-  }
-
   bool use_onednn(const at::Tensor& images) const {
     return !at::GradMode::is_enabled() && images.device().is_cpu() && images.scalar_type() == at::kFloat &&
            at::hasMKLDNN() && !net_->is_training();
@@ -105,7 +97,7 @@ class SmallCnn final : public rguard::Backbone {
   at::Tensor onednn_forward(const at::Tensor& normalized) {
     {
       std::lock_guard<std::mutex> lock(pack_mutex_);
-      auto versions = parameter_versions();
+      auto versions = rguard::plugins::parameter_versions(net_->parameters());
       if (versions != packed_.versions) pack(std::move(versions));
     }
     auto x = normalized.contiguous().to_mkldnn();
@@ -120,9 +112,9 @@ class SmallCnn final : public rguard::Backbone {
     packed_ = Packed{};
     for (const auto& module : net_->children()) {
       if (auto conv = module->as<torch::nn::Conv2d>()) {
-        packed_.conv_weights.push_back(
-            at::mkldnn_reorder_conv2d_weight(conv->weight.detach().to_mkldnn(), {1, 1}, {1, 1}, {1, 1}, 1));
-        packed_.conv_biases.push_back(conv->bias.detach().clone());
+        auto [weight, bias] = rguard::plugins::pack_conv3x3(*conv);
+        packed_.conv_weights.push_back(std::move(weight));
+        packed_.conv_biases.push_back(std::move(bias));
       } else if (auto linear = module->as<torch::nn::Linear>()) {
         packed_.linear_weight = linear->weight.detach().clone();
         packed_.linear_bias = linear->bias.detach().clone();
