@@ -12,8 +12,8 @@ mkdir -p "$work"
 bash bench/machine.sh
 source bench/idle.sh
 variants=("base alone|"
-          "dncnn depth 4, 16 features (the default)|--set denoiser={plugin:dncnn,train:{epochs:0}}"
-          "dncnn depth 6, 32 features|--set denoiser={plugin:dncnn,depth:6,features:32,train:{epochs:0}}")
+          "dncnn depth 4, 16 features (the default)|--set denoiser.plugin=dncnn --set denoiser.train.epochs=0"
+          "dncnn depth 6, 32 features|--set denoiser.plugin=dncnn --set denoiser.depth=6 --set denoiser.features=32 --set denoiser.train.epochs=0")
 common=(--set "cache=$work/cache" --set certifier.queries=20 -q)
 ./build/rguard run pipelines/quickstart.yaml --set "output=$work/warm" "${common[@]}" >/dev/null  # trains the base once
 declare -A best
