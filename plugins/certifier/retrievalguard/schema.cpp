@@ -71,8 +71,9 @@ std::vector<ParamSpec> schema() {
       {.name = "optimism", .type = ParamType::Float, .default_value = "0.7",
        .doc = "sampling: sequential: how far the stopping rule's projection to n lets the mean and the level "
               "probabilities lean in the query's favour (toward their one-sided bounds at this alpha, by the part "
-              "sqrt(1 - m/n) that carries to n samples; smaller gives up on fewer queries and draws more); never "
-              "affects validity",
+              "sqrt(1 - m/n) that carries to n samples; the level probabilities' bounds are exact quantiles, so "
+              "above 0.5 they lean slightly against the query; smaller gives up on fewer queries and draws "
+              "more); never affects validity",
        .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
       {.name = "first_look", .type = ParamType::Int, .default_value = "1000",
        .doc = "sampling: sequential: main samples at the first look", .min = 1},
