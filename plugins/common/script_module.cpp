@@ -1,6 +1,6 @@
 #include "script_module.hpp"
 
-#include "onednn.hpp"
+#include "parameter_versions.hpp"
 
 #include <ATen/Context.h>
 #include <fmt/format.h>

@@ -7,7 +7,7 @@
 #include <iostream>
 #include <optional>
 
-#include "pipeline/progress.hpp"
+#include "pipeline/trained_stage.hpp"
 #include "pipeline/run_session.hpp"
 #include "rguard/hash.hpp"
 #include "train/denoised_backbone.hpp"
@@ -55,51 +55,28 @@ std::pair<std::string, std::string> train(Session& s, Model& m) {
   if (config.epochs > 0 && m.data->data.train.size() == 0)
     throw Error(fmt::format("{}: denoiser.train.epochs is {} but the dataset has no train split; set it to 0",
                             m.spec->file, config.epochs));
-  std::optional<TrainCheckpoint> resume;
-  if (!s.forced(kDenoiserStage) && config.epochs > 0)
-    if (auto entry = s.cache.open(kDenoiserCheckpointStage, m.denoiser_key)) {
-      try {
-        TrainCheckpoint c = restore_checkpoint(*entry, denoiser.state(), m.denoiser_train_seconds);
-        if (c.epochs_done < config.epochs) resume = std::move(c);
-      } catch (const Error& e) {
-        if (s.log) *s.log << "warning: " << e.what() << "; training the denoiser from the start\n";
-      }
-      if (!resume) init_denoiser(s, m);
-    }
-  if (!resume) m.denoiser_train_seconds = 0;
-  const auto training = Clock::now();
-  Progress progress(s.log ? *s.log : std::cerr, "denoise", "images", 1, s.log != nullptr);
-  train_denoiser(
-      denoiser, *m.base, m.data->data.train, config, *m.noise, derive_seed(m.spec->seed, "denoiser/train"),
-      [&](std::int64_t done, std::int64_t total, double loss) {
-        progress.set_total(total);
-        progress.update(done, fmt::format("loss {:.4f}", loss));
-      },
-      resume ? &*resume : nullptr,
-      [&](const TrainCheckpoint& c) {
-        outside_plugin([&] {
-          s.cache.publish(kDenoiserCheckpointStage, m.denoiser_key, [&](H5File& file) {
-            store_checkpoint(file, denoiser.state(), c, m.denoiser_train_seconds + seconds_since(training));
-          });
-        });
-      });
-  progress.finish();
-  m.denoiser_train_seconds += seconds_since(training);
+  TrainedStage stage{
+      .weights_stage = kDenoiserStage,
+      .checkpoint_stage = kDenoiserCheckpointStage,
+      .key = m.denoiser_key,
+      .progress_label = "denoise",
+      .restart_warning = "training the denoiser from the start",
+      .epochs = config.epochs,
+      .forced = s.forced(kDenoiserStage),
+      .state = [&] { return denoiser.state(); },
+      .init = [&] { init_denoiser(s, m); },
+      .run = [&](const TrainProgress& progress, const TrainCheckpoint* resume, const CheckpointSink& checkpoint) {
+        train_denoiser(denoiser, *m.base, m.data->data.train, config, *m.noise,
+                       derive_seed(m.spec->seed, "denoiser/train"), progress, resume, checkpoint);
+      }};
+  TrainedWeights trained = train_and_publish(s, stage, m.denoiser_train_seconds);
   denoiser.set_training(false);
-  std::string hash = hash_weights(denoiser.state());
-  outside_plugin([&] {
-    s.cache.publish(kDenoiserStage, m.denoiser_key, [&](H5File& file) {
-      store_weights(file, denoiser.state());
-      file.set_attribute("/", "weights_hash", hash);
-      file.set_attribute("/", "train_seconds", m.denoiser_train_seconds);
-    });
-  });
+  const auto& resumed = trained.resumed_after;
   const std::string what =
-      resume ? fmt::format("{}, training resumed after epoch {} of {}", m.spec->denoiser->plugin, resume->epochs_done,
-                           config.epochs)
-             : fmt::format("{}, {} epoch(s) in front of the frozen {}", m.spec->denoiser->plugin, config.epochs,
-                           m.spec->backbone.plugin);
-  return {hash, what};
+      resumed ? fmt::format("{}, training resumed after epoch {} of {}", m.spec->denoiser->plugin, *resumed, config.epochs)
+              : fmt::format("{}, {} epoch(s) in front of the frozen {}", m.spec->denoiser->plugin, config.epochs,
+                            m.spec->backbone.plugin);
+  return {std::move(trained.hash), what};
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "rguard/hash.hpp"
 #include "pipeline/progress.hpp"
+#include "pipeline/trained_stage.hpp"
 #include "rguard/tensors.hpp"
 #include "train/weights.hpp"
 #include "pipeline/run_session.hpp"
@@ -108,53 +109,32 @@ void prepare_backbone(Session& s, Model& m) {
   if (config.epochs > 0 && m.data->data.train.size() == 0)
     throw Error(fmt::format("{}: backbone.train.epochs is {} but the dataset has no train split; set it to 0",
                             m.spec->file, config.epochs));
-  // A run killed while training resumes from its last finished epoch.
-  std::optional<TrainCheckpoint> resume;
-  if (!forced && config.epochs > 0)
-    if (auto entry = s.cache.open(kCheckpointStage, m.key)) {
-      try {
-        TrainCheckpoint c = restore_checkpoint(*entry, backbone.state(), m.train_seconds);  // seconds before the kill
-        if (c.epochs_done < config.epochs) resume = std::move(c);
-      } catch (const Error& e) {
-        if (s.log) *s.log << "warning: " << e.what() << "; training from the start\n";
-      }
-      if (!resume) {
-        backbone.init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
-        backbone.to(s.device);
-      }
-    }
-  if (!resume) m.train_seconds = 0;
-  const auto training = Clock::now();
-  Progress progress(s.log ? *s.log : std::cerr, "train", "images", 1, s.log != nullptr);
-  train_backbone(
-      backbone, m.data->data.train, config, *m.noise, derive_seed(m.spec->seed, "backbone/train"),
-      [&](std::int64_t done, std::int64_t total, double loss) {
-        progress.set_total(total);
-        progress.update(done, fmt::format("loss {:.4f}", loss));
-      },
-      resume ? &*resume : nullptr,
-      [&](const TrainCheckpoint& c) {
-        outside_plugin([&] {
-          s.cache.publish(kCheckpointStage, m.key, [&](H5File& file) {
-            store_checkpoint(file, backbone.state(), c, m.train_seconds + seconds_since(training));
-          });
-        });
-      });
-  progress.finish();
-  m.train_seconds += seconds_since(training);
+  TrainedStage stage{
+      .weights_stage = kBackboneStage,
+      .checkpoint_stage = kCheckpointStage,
+      .key = m.key,
+      .progress_label = "train",
+      .restart_warning = "training from the start",
+      .epochs = config.epochs,
+      .forced = forced,
+      .state = [&] { return backbone.state(); },
+      .init =
+          [&] {
+            backbone.init(m.data->shape(), derive_seed(m.spec->seed, "backbone/init"));
+            backbone.to(s.device);
+          },
+      .run = [&](const TrainProgress& progress, const TrainCheckpoint* resume, const CheckpointSink& checkpoint) {
+        train_backbone(backbone, m.data->data.train, config, *m.noise, derive_seed(m.spec->seed, "backbone/train"),
+                       progress, resume, checkpoint);
+      }};
+  const TrainedWeights trained = train_and_publish(s, stage, m.train_seconds);
   backbone.set_training(false);
-  m.weights_hash = hash_weights(backbone);
-  outside_plugin([&] {
-    s.cache.publish(kBackboneStage, m.key, [&](H5File& file) {
-      store_weights(file, backbone);
-      file.set_attribute("/", "weights_hash", m.weights_hash);
-      file.set_attribute("/", "train_seconds", m.train_seconds);
-    });
-  });
-  s.report({m.spec->point, "backbone", resume ? "resumed" : "computed", seconds_since(start), m.key,
-            resume ? fmt::format("{}, training resumed after epoch {} of {}", m.spec->backbone.plugin, resume->epochs_done,
-                                 config.epochs)
-                   : fmt::format("{}, {} epoch(s) of training", m.spec->backbone.plugin, config.epochs)});
+  m.weights_hash = trained.hash;
+  const auto& resumed = trained.resumed_after;
+  s.report({m.spec->point, "backbone", resumed ? "resumed" : "computed", seconds_since(start), m.key,
+            resumed ? fmt::format("{}, training resumed after epoch {} of {}", m.spec->backbone.plugin, *resumed,
+                                  config.epochs)
+                    : fmt::format("{}, {} epoch(s) of training", m.spec->backbone.plugin, config.epochs)});
 }
 
 bool try_read_embeddings(const Session& s, Model& m) {

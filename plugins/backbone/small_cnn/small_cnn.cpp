@@ -4,11 +4,8 @@
 // convolution weights and activations kept in oneDNN's blocked layout between layers:
 // ~3x the throughput of the eager modules at certification batch sizes
 // (docs/performance.md); the eager modules serve training and attacks.
-#include <ATen/Context.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
-
-#include <mutex>
 
 #include "rguard/backbone.hpp"
 #include "onednn.hpp"
@@ -55,7 +52,7 @@ class SmallCnn final : public rguard::Backbone {
 
   at::Tensor forward(const at::Tensor& images) override {
     auto x = (images - mean_) / std_;
-    auto e = use_onednn(images) ? onednn_forward(x) : net_->forward(x);
+    auto e = rguard::plugins::onednn_applies(images, *net_) ? onednn_forward(x) : net_->forward(x);
     return torch::nn::functional::normalize(e, torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
 
@@ -80,47 +77,13 @@ class SmallCnn final : public rguard::Backbone {
   rguard::TrainConfig config_;
   torch::nn::Sequential net_{nullptr};
 
-  // oneDNN copies of the weights, rebuilt whenever a parameter changed (in-place updates
-  // bump a tensor's version counter, so training or loading weights cannot be missed).
-  struct Packed {
-    std::vector<at::Tensor> conv_weights, conv_biases;
-    at::Tensor linear_weight, linear_bias;
-    std::vector<std::int64_t> versions;
-  } packed_;
-  std::mutex pack_mutex_;
-
-  bool use_onednn(const at::Tensor& images) const {
-    return !at::GradMode::is_enabled() && images.device().is_cpu() && images.scalar_type() == at::kFloat &&
-           at::hasMKLDNN() && !net_->is_training();
-  }
+  rguard::plugins::PackedSequential packed_;  // oneDNN copies of net_'s weights
 
   at::Tensor onednn_forward(const at::Tensor& normalized) {
-    {
-      std::lock_guard<std::mutex> lock(pack_mutex_);
-      auto versions = rguard::plugins::parameter_versions(net_->parameters());
-      if (versions != packed_.versions) pack(std::move(versions));
-    }
+    const auto packed = packed_.current(net_);
     auto x = normalized.contiguous().to_mkldnn();
-    for (std::size_t i = 0; i < packed_.conv_weights.size(); ++i) {
-      x = at::mkldnn_convolution(x, packed_.conv_weights[i], packed_.conv_biases[i], {1, 1}, {1, 1}, {1, 1}, 1);
-      x = at::max_pool2d(at::relu(x), {2, 2});
-    }
-    return at::linear(x.to_dense().flatten(1), packed_.linear_weight, packed_.linear_bias);
-  }
-
-  void pack(std::vector<std::int64_t> versions) {
-    packed_ = Packed{};
-    for (const auto& module : net_->children()) {
-      if (auto conv = module->as<torch::nn::Conv2d>()) {
-        auto [weight, bias] = rguard::plugins::pack_conv3x3(*conv);
-        packed_.conv_weights.push_back(std::move(weight));
-        packed_.conv_biases.push_back(std::move(bias));
-      } else if (auto linear = module->as<torch::nn::Linear>()) {
-        packed_.linear_weight = linear->weight.detach().clone();
-        packed_.linear_bias = linear->bias.detach().clone();
-      }
-    }
-    packed_.versions = std::move(versions);
+    for (std::size_t i = 0; i < packed->conv_weights.size(); ++i) x = at::max_pool2d(at::relu(packed->conv(x, i)), {2, 2});
+    return at::linear(x.to_dense().flatten(1), packed->linear_weight, packed->linear_bias);
   }
 };
 

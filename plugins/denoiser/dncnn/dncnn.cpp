@@ -6,11 +6,8 @@
 // Every noisy sample goes through it, so it is sized against the backbone behind it
 // (docs/performance.md): inference (no autograd, CPU) runs prepacked oneDNN convolutions
 // with activations in oneDNN's blocked layout, as small_cnn does.
-#include <ATen/Context.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
-
-#include <mutex>
 
 #include "rguard/denoiser.hpp"
 #include "onednn.hpp"
@@ -50,7 +47,7 @@ class DnCnn final : public rguard::Denoiser {
     if (noisy.dim() != 4)
       throw rguard::Error(fmt::format("denoiser dncnn: expected images [batch, channels, height, width], got {} dimensions",
                                       noisy.dim()));
-    return noisy - (use_onednn(noisy) ? onednn_residual(noisy) : net_->forward(noisy));
+    return noisy - (rguard::plugins::onednn_applies(noisy, *net_) ? onednn_residual(noisy) : net_->forward(noisy));
   }
 
   void set_training(bool training) override { net_->train(training); }
@@ -69,42 +66,16 @@ class DnCnn final : public rguard::Denoiser {
   rguard::DenoiserTrainConfig config_;
   torch::nn::Sequential net_{nullptr};
 
-  // oneDNN copies of the weights, rebuilt whenever a parameter changed (in-place updates
-  // bump a tensor's version counter, so training or loading weights cannot be missed).
-  struct Packed {
-    std::vector<at::Tensor> weights, biases;
-    std::vector<std::int64_t> versions;
-  } packed_;
-  std::mutex pack_mutex_;
-
-  bool use_onednn(const at::Tensor& images) const {
-    return !at::GradMode::is_enabled() && images.device().is_cpu() && images.scalar_type() == at::kFloat &&
-           at::hasMKLDNN() && !net_->is_training();
-  }
+  rguard::plugins::PackedSequential packed_;  // oneDNN copies of net_'s weights
 
   at::Tensor onednn_residual(const at::Tensor& noisy) {
-    {
-      std::lock_guard<std::mutex> lock(pack_mutex_);
-      auto versions = rguard::plugins::parameter_versions(net_->parameters());
-      if (versions != packed_.versions) pack(std::move(versions));
-    }
+    const auto packed = packed_.current(net_);
     auto x = noisy.contiguous().to_mkldnn();
-    for (std::size_t i = 0; i < packed_.weights.size(); ++i) {
-      x = at::mkldnn_convolution(x, packed_.weights[i], packed_.biases[i], {1, 1}, {1, 1}, {1, 1}, 1);
-      if (i + 1 < packed_.weights.size()) x = at::relu(x);
+    for (std::size_t i = 0; i < packed->conv_weights.size(); ++i) {
+      x = packed->conv(x, i);
+      if (i + 1 < packed->conv_weights.size()) x = at::relu(x);
     }
     return x.to_dense();
-  }
-
-  void pack(std::vector<std::int64_t> versions) {
-    packed_ = Packed{};
-    for (const auto& module : net_->children())
-      if (auto conv = module->as<torch::nn::Conv2d>()) {
-        auto [weight, bias] = rguard::plugins::pack_conv3x3(*conv);
-        packed_.weights.push_back(std::move(weight));
-        packed_.biases.push_back(std::move(bias));
-      }
-    packed_.versions = std::move(versions);
   }
 };
 
