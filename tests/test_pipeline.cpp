@@ -1099,7 +1099,7 @@ void same_certificates(const RunResult& a, const RunResult& b) {
 }
 }  // namespace
 
-TEST_CASE("sequential sampling: other targets or alpha replay the cached looks - a query that needs more continues its stream - the bytes of drawing from scratch and of shards") {
+TEST_CASE("sequential sampling: other targets, alpha or its split replay the cached looks - a query that needs more continues its stream - the bytes of drawing from scratch and of shards") {
   Workspace ws("sequential_prefix");
   const std::vector<std::string> base{"certifier.n=3200", "certifier.sampling=sequential", "certifier.first_look=100"};
   auto with = [&](std::vector<std::string> more, const std::string& cache = "") {
@@ -1130,6 +1130,10 @@ TEST_CASE("sequential sampling: other targets or alpha replay the cached looks -
   const auto alpha = ws.run(with({"certifier.target_radii=[0]", "certifier.alpha=0.05"}));
   CHECK(status_of(alpha, "samples") != "computed");
   same_certificates(alpha, ws.run(with({"certifier.target_radii=[0]", "certifier.alpha=0.05"}, "scratch2")));
+  // So does another split of alpha between the looks and n.
+  const auto split = ws.run(with({"certifier.target_radii=[0]", "certifier.alpha_at_n=0.6"}));
+  CHECK(status_of(split, "samples") != "computed");
+  same_certificates(split, ws.run(with({"certifier.target_radii=[0]", "certifier.alpha_at_n=0.6"}, "scratch3")));
   // Two shards sample the blocks into a third cache; the run after them draws nothing and
   // certifies what the single run did.
   const auto more_spec = ws.spec(with({"certifier.target_radii=[0, 0.05, 0.1]"}, "sharded"));

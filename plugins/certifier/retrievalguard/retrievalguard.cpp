@@ -57,7 +57,8 @@ RetrievalGuard::RetrievalGuard(const rguard::Params& p)
     if (targets_.empty())
       throw rguard::Error("certifier.target_radii: sampling: sequential stops each query by the radii the run asks "
                           "about; list them, e.g. target_radii: [0, 0.05, 0.1] (the certified_recall radii)");
-    schedule_ = rguard::geometric_schedule(std::min(p.get_int("first_look"), plan_.n), p.get_float("growth"), plan_.n, alpha_);
+    schedule_ = rguard::geometric_schedule(std::min(p.get_int("first_look"), plan_.n), p.get_float("growth"), plan_.n, alpha_,
+                                           p.get_float("alpha_at_n"));
     plan_.looks = schedule_.sizes;
     for (const auto k : target_ranks_)
       if (k > ranks_)

@@ -79,6 +79,10 @@ std::vector<ParamSpec> schema() {
        .doc = "sampling: sequential: main samples at the first look", .min = 1},
       {.name = "growth", .type = ParamType::Float, .default_value = "1.5",
        .doc = "sampling: sequential: factor between looks (the last is at n)", .min = 1, .min_exclusive = true},
+      {.name = "alpha_at_n", .type = ParamType::Float, .default_value = "0.3",
+       .doc = "sampling: sequential: the share of alpha the look at n spends (the earlier looks share the rest in "
+              "proportion to their samples); never affects validity",
+       .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
   };
 }
 
