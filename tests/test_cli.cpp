@@ -405,6 +405,24 @@ void check_figures(const fs::path& report, const std::vector<std::string>& stems
           names.insert(line.substr(at, line.find('"', at + 8) - at));
         CHECK(names.size() == titled);
         CHECK(!contains(line, "notitle"));
+        // No two curves look alike: gnuplot's colours repeat every 8 linetypes, so the style
+        // with its linetype taken modulo 8 (and its point type left out) must differ.
+        std::set<std::string> looks;
+        for (auto at = line.find(" with "); at != std::string::npos; at = line.find(" with ", at + 1)) {
+          std::string style = line.substr(at + 6, line.find(" title ", at) - at - 6), seen;
+          std::istringstream words(style);
+          for (std::string word; words >> word;) {
+            if (word == "linetype" || word == "pointtype") {
+              int number = 0;
+              words >> number;
+              if (word == "linetype") seen += fmt::format("colour {} ", (number - 1) % 8);
+              continue;
+            }
+            seen += word + " ";
+          }
+          looks.insert(seen);
+        }
+        CHECK(looks.size() == titled);
       }
       CHECK(keys == 1);
       CHECK(legends == 1);
@@ -420,17 +438,28 @@ void check_figures(const fs::path& report, const std::vector<std::string>& stems
   }
 }
 
-}  // namespace
-
-TEST_CASE("rguard report writes tables with the best value marked plots and an index page") {
-  const fs::path dir = fs::temp_directory_path() / "rguard_test_report";
+// Runs kSpec with `sets` in a fresh folder `name` under the temp directory, then `rguard
+// report` on it into <folder>/report; the run's output and the report's are returned.
+struct Reported {
+  fs::path dir;
+  Output run, report;
+};
+Reported run_and_report(const std::string& name, const std::string& sets) {
+  const fs::path dir = fs::temp_directory_path() / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "cli.yaml") << kSpec;
-  auto out = rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() +
-                    " --set noise.sigma=0.2,0.4,0.6");
-  REQUIRE(out.status == 0);
-  out = rguard("report " + (dir / "out" / "cli").string() + " --out " + (dir / "report").string());
+  auto run = rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() + " " + sets);
+  auto report = run.status == 0 ? rguard("report " + (dir / "out" / "cli").string() + " --out " + (dir / "report").string())
+                                : run;
+  return {dir, run, report};
+}
+
+}  // namespace
+
+TEST_CASE("rguard report writes tables with the best value marked plots and an index page") {
+  auto [dir, run, out] = run_and_report("rguard_test_report", "--set noise.sigma=0.2,0.4,0.6");
+  REQUIRE(run.status == 0);
   INFO(out.text);
   CHECK(out.status == 0);
   const auto md = read(dir / "report" / "table.md");
@@ -453,17 +482,24 @@ TEST_CASE("rguard report writes tables with the best value marked plots and an i
   fs::remove_all(dir);
 }
 
-TEST_CASE("rguard report on a sequential run draws the samples each query drew against its radius") {
-  const fs::path dir = fs::temp_directory_path() / "rguard_test_report_sequential";
+TEST_CASE("rguard report draws more curves than gnuplot has colours each in a look of its own") {
+  const auto [dir, run, out] = run_and_report("rguard_test_report_many", "--set noise.sigma=0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.55");
+  REQUIRE(run.status == 0);
+  INFO(out.text);
+  CHECK(out.status == 0);
+  const auto gp = read(dir / "report" / "certified_recall.gp");
+  CHECK(contains(gp, "linetype 9 dashtype 3 "));  // the 9th curve: the first colour, dashed apart
+  check_figures(dir / "report", {"certified_recall"});
   fs::remove_all(dir);
-  fs::create_directories(dir);
-  std::ofstream(dir / "cli.yaml") << kSpec;
-  auto out = rguard("run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() +
-                    " --set certifier.n=1600 --set certifier.sampling=sequential --set certifier.first_look=100" +
-                    " --set certifier.target_radii=[0] --set certifier.target_ranks=[1]");
-  REQUIRE(out.status == 0);
-  CHECK(contains(out.text, "sequential: "));
-  out = rguard("report " + (dir / "out" / "cli").string() + " --out " + (dir / "report").string());
+}
+
+TEST_CASE("rguard report on a sequential run draws the samples each query drew against its radius") {
+  const auto [dir, run, out] = run_and_report("rguard_test_report_sequential",
+                                               "--set certifier.n=1600 --set certifier.sampling=sequential --set "
+                                               "certifier.first_look=100 --set certifier.target_radii=[0] --set "
+                                               "certifier.target_ranks=[1]");
+  REQUIRE(run.status == 0);
+  CHECK(contains(run.text, "sequential: "));
   INFO(out.text);
   CHECK(out.status == 0);
   check_figures(dir / "report", {"certified_recall", "samples"});

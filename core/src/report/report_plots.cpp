@@ -104,10 +104,13 @@ std::string terminal(bool png, int height, const std::string& stem) {
 }
 
 // How curve `style` (its place in the figure's legend) is drawn, the same in every panel.
+// gnuplot's colours repeat after 8 linetypes, so each further 8 curves get dash patterns of
+// their own (solid 1, 3, 5, ...; dashed 2, 4, 6, ...): no two curves of a figure look alike.
 std::string curve_style(std::size_t style, bool dashed, bool scatter = false) {
   if (scatter) return fmt::format("points linetype {} pointtype {} pointsize 1.2", style + 1, 6 + style);
-  return dashed ? fmt::format("linespoints linetype {} dashtype 2 pointtype {} linewidth 2", style + 1, 4 + style)
-                : fmt::format("lines linetype {} linewidth 2", style + 1);
+  const std::size_t dashes = 2 * (style / 8) + (dashed ? 2 : 1);
+  return dashed ? fmt::format("linespoints linetype {} dashtype {} pointtype {} linewidth 2", style + 1, dashes, 4 + style)
+                : fmt::format("lines linetype {} dashtype {} linewidth 2", style + 1, dashes);
 }
 
 std::string margins(double left, double right, double bottom, double top) {
