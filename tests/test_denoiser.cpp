@@ -9,14 +9,19 @@
 #include <fmt/format.h>
 #include <torch/optim/adam.h>
 
+#include <cmath>
 #include <functional>
+#include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "cache/cache.hpp"
+#include "cache/cache_admin.hpp"
 #include "pipeline/run_session.hpp"
 #include "rguard/dataset.hpp"
 #include "rguard/denoiser.hpp"
 #include "rguard/noise.hpp"
+#include "train/denoised_backbone.hpp"
 #include "train/denoiser_training.hpp"
 #include "train/weights.hpp"
 
@@ -48,6 +53,29 @@ std::string error_of(const std::function<void()>& call) {
   }
   return "(no error)";
 }
+
+// A denoiser without parameters that passes batches of up to two images (the probe's
+// size) through and misbehaves on larger ones: returns NaN, or throws.
+class Misbehaving final : public Denoiser {
+ public:
+  enum class Way { NaN, Throws, AlwaysNaN };
+  explicit Misbehaving(Way way) : way_(way) {}
+  void init(const ImageShape&, std::uint64_t) override {}
+  at::Tensor forward(const at::Tensor& noisy) override {
+    if (noisy.size(0) <= 2 && way_ != Way::AlwaysNaN) return noisy.clone();
+    if (way_ == Way::Throws) throw std::runtime_error("only small batches");
+    return torch::full_like(noisy, std::nan(""));
+  }
+  void set_training(bool) override {}
+  void to(const c10::Device&) override {}
+  NamedTensors state() override { return {}; }
+  std::vector<at::Tensor> trainable_parameters() override { return {}; }
+  const DenoiserTrainConfig& train_config() const override { return config; }
+  DenoiserTrainConfig config;
+
+ private:
+  Way way_;
+};
 
 }  // namespace
 
@@ -152,6 +180,36 @@ TEST_CASE("denoiser stage: trained once in front of the cached backbone, reused,
   CHECK(status_of(rebased, "denoiser") == "computed");
 }
 
+TEST_CASE("cache bookkeeping of a denoised run: ls lists its denoiser as used - gc keeps every entry it used - merge copies the denoiser") {
+  Workspace ws("denoiser_bookkeeping");
+  const auto first = ws.run({kDncnn});
+  REQUIRE(status_of(first, "denoiser") == "computed");
+  const std::string cache = (ws.root / "cache").string();
+  std::set<std::string> used_stages;
+  std::size_t unused = 0;
+  for (const auto& entry : list_cache(cache)) {
+    if (entry.used_by.empty()) {
+      ++unused;
+      CHECK_MESSAGE(entry.stage.find("checkpoint") != std::string::npos, entry.stage << " " << entry.key << " is unused");
+    } else {
+      used_stages.insert(entry.stage);
+    }
+  }
+  CHECK(used_stages == std::set<std::string>{"backbone", "denoiser", "embeddings", "samples"});
+  const auto gc = collect_garbage(cache, false);
+  CHECK(gc.removed.size() == 2 * unused);  // each with its checksum
+  for (const auto& removed : gc.removed) CHECK(removed.find("checkpoint") != std::string::npos);
+  const auto again = ws.run({kDncnn});
+  for (const char* stage : {"backbone", "denoiser", "embeddings", "samples"}) CHECK(status_of(again, stage) == "reused");
+  // A shard's cache merged into an empty one brings the denoiser along: nothing is retrained.
+  const std::string merged = (ws.root / "merged").string();
+  const auto merge = merge_caches({cache}, merged);
+  CHECK(merge.copied == static_cast<std::int64_t>(list_cache(cache).size()));
+  const auto from_merged = ws.run({kDncnn, "cache=" + merged});
+  for (const char* stage : {"backbone", "denoiser", "embeddings", "samples"})
+    CHECK(status_of(from_merged, stage) == "reused");
+}
+
 TEST_CASE("torchscript denoiser: the committed fixture gives Python's output and certifies end to end behind a torchscript base") {
   Workspace ws("denoiser_torchscript");
   const std::string base = "backbone={plugin: torchscript, file: '" + kFixtures + "tiny_embedder.pt', input_shape: [1, 12, 12]}";
@@ -208,6 +266,38 @@ TEST_CASE("denoiser errors: the wrong shape, a base without gradients, a missing
 
   const std::string nothing = error_of([&] { ws.run({kDncnn, "denoiser.train.mse=0"}); });
   CHECK(nothing.find("every objective weight is 0") != std::string::npos);
+}
+
+TEST_CASE("a denoiser that returns NaN or fails on larger batches is refused under its own name - one without parameters is not trained") {
+  Workspace ws("denoiser_misbehaving");
+  const auto spec = ws.spec();
+  auto base = loader().create<Backbone>(spec.backbone);
+  base->init({1, 12, 12}, 7);
+  base->set_training(false);
+  const auto batch = torch::rand({8, 1, 12, 12});
+  for (const auto way : {Misbehaving::Way::NaN, Misbehaving::Way::Throws}) {
+    auto denoiser = std::make_shared<Misbehaving>(way);
+    // The probe batch of two passes; the sampler's batches do not, and the error names the denoiser, not the base.
+    CHECK_NOTHROW(check_denoiser_fits(*denoiser, *base, {1, 12, 12}, denoiser->config, "denoiser 'misbehaving'", "base"));
+    DenoisedBackbone composed(base, denoiser, "spec.yaml:9:3: point 'main': denoiser plugin 'misbehaving'");
+    CHECK(composed.forward(batch.slice(0, 0, 2)).size(0) == 2);
+    const std::string message = error_of([&] { composed.forward(batch); });
+    INFO(message);
+    CHECK(message.rfind("spec.yaml:9:3: point 'main': denoiser plugin 'misbehaving'", 0) == 0);
+    CHECK(message.find("[8, 1, 12, 12]") != std::string::npos);
+    CHECK(message.find(way == Misbehaving::Way::NaN ? "NaN or infinite pixels" : "only small batches") != std::string::npos);
+    CHECK_THROWS_AS(composed.forward(batch), AttributedError);  // not attributed to the base by the stage around it
+  }
+  Misbehaving still(Misbehaving::Way::NaN);
+  still.config.epochs = 2;
+  still.config.mse = 1;
+  const std::string untrainable = error_of([&] { check_denoiser_fits(still, *base, {1, 12, 12}, still.config, "denoiser 'x.pt'", "base"); });
+  CHECK(untrainable.find("denoiser 'x.pt': has no trainable parameters") != std::string::npos);
+  CHECK(untrainable.find("train.epochs: 0") != std::string::npos);
+  // NaN on the probe batch already: refused before any training or sampling.
+  Misbehaving nan(Misbehaving::Way::AlwaysNaN);
+  const std::string probe = error_of([&] { check_denoiser_fits(nan, *base, {1, 12, 12}, nan.config, "denoiser 'n.pt'", "base"); });
+  CHECK(probe.find("denoiser 'n.pt': returns NaN or infinite pixels") != std::string::npos);
 }
 
 TEST_CASE("unet: starts as the identity, keeps the shape of 224x224 images, learns, and refuses sides that are not multiples of 4") {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include "rguard/concentration.hpp"
 #include "rguard/hash.hpp"
 #include "rguard/training.hpp"
+#include "cache/cache.hpp"
+#include "cache/cache_admin.hpp"
 #include "output/run_folder.hpp"
 #include "pipeline/run_session.hpp"
 
@@ -393,6 +396,30 @@ TEST_CASE("damaged entries of every stage are set aside and recomputed: flipped 
   CHECK(aside == entries.size() - 1);
   const auto third = ws.run();  // every stage is whole again
   for (const char* stage : {"backbone", "embeddings", "samples"}) CHECK(status_of(third, stage) == "reused");
+}
+
+TEST_CASE("a fashion_mnist run records its dataset entry as used - without a train split it runs and stores none") {
+  Workspace ws("fashion_mnist_uses");
+  const std::string text = R"(name: fm
+dataset: {plugin: fashion_mnist, max_train: 300, max_eval: 200}
+backbone: {plugin: small_cnn, channels: [4], embedding_dim: 8, train: {epochs: 1, batch: 30}}
+noise: {plugin: gaussian, sigma: 0.25}
+certifier: {plugin: retrievalguard, n: 100, alpha: 0.01, batch: 100, queries: 2}
+metrics: [{plugin: certified_recall, radii: [0]}]
+)";
+  const auto first = run_pipeline(ws.spec({}, text), loader(), RunOptions{});
+  CHECK(status_of(first, "dataset") == "computed");
+  std::size_t datasets = 0;
+  for (const auto& entry : list_cache((ws.root / "cache").string()))
+    if (entry.stage == "dataset") {
+      ++datasets;
+      CHECK(entry.used_by == std::vector<std::string>{"fm"});  // cache gc keeps it
+    }
+  CHECK(datasets == 1);
+  // No train split: nothing to train, and the data set is decoded each time, not stored.
+  const auto no_train = run_pipeline(ws.spec({"dataset.train_classes=[]", "backbone.train.epochs=0"}, text), loader(), RunOptions{});
+  CHECK(status_of(no_train, "dataset") == "loaded");
+  CHECK(no_train.points.front().certificates.size() == 2);
 }
 
 TEST_CASE("fashion_mnist reads Debian's package: counts per class splits protocols") {
@@ -793,6 +820,26 @@ ParamValue value_of_type(ParamType type) {
 // a change of any parameter of any backbone plugin (train.* aside: they only shape the
 // weights) or of a file it names must change that identity. The schema is enumerated, so a
 // parameter a plugin adds later is covered too.
+TEST_CASE("a cache entry whose writer fails leaves nothing behind and its error carries no LibTorch backtrace") {
+  Workspace ws("cache_writer_fails");
+  const Cache cache((ws.root / "cache").string());
+  const std::string message = [&] {
+    try {
+      cache.publish("dataset", "0123456789abcdef0123456789abcdef", [](H5File&) {
+        throw std::runtime_error("Expected a proper Tensor\nException raised from checked_cast at x.cpp:53\nframe #0: f()");
+      });
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  }();
+  INFO(message);
+  CHECK(message.find("could not store this cache entry (Expected a proper Tensor)") != std::string::npos);
+  CHECK(message.find("frame #0") == std::string::npos);
+  CHECK(message.find("If the disk is full") != std::string::npos);
+  for (const auto& item : fs::recursive_directory_iterator(ws.root / "cache")) CHECK_MESSAGE(!item.is_regular_file(), item.path());
+}
+
 TEST_CASE("cache keys: every backbone parameter but train.* changes the forward identity, and so the stage keys") {
   const auto names = loader().names(PluginKind::Backbone);
   REQUIRE(names.size() >= 3);

@@ -154,13 +154,13 @@ void print_run_summary(const RunResult& result) {
 void print_cache_list(const std::string& root) {
   const auto entries = list_cache(root);
   std::uintmax_t total = 0;
-  std::cout << fmt::format("{:<11} {:<33} {:>10}  {}\n", "stage", "key", "size", "used by");
+  std::cout << fmt::format("{:<19} {:<33} {:>10}  {}\n", "stage", "key", "size", "used by");
   for (const auto& e : entries) {
     total += e.bytes;
     const std::string users = e.older_format    ? "(an older rguard's entry, never read: rguard cache gc removes it)"
                               : e.used_by.empty() ? "(unused: rguard cache gc removes it)"
                                                   : fmt::format("{}", fmt::join(e.used_by, ", "));
-    std::cout << fmt::format("{:<11} {:<33} {:>10}  {}\n", e.stage, e.key, human_count(double(e.bytes)) + "B", users);
+    std::cout << fmt::format("{:<19} {:<33} {:>10}  {}\n", e.stage, e.key, human_count(double(e.bytes)) + "B", users);
   }
   std::cout << fmt::format("{} entries, {}B in {}\n", entries.size(), human_count(static_cast<double>(total)), root);
 }

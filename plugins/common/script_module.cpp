@@ -5,6 +5,8 @@
 #include <ATen/Context.h>
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include "rguard/error.hpp"
 #include "rguard/hash.hpp"
 
@@ -28,6 +30,9 @@ std::string model_error(const std::exception& e) {
 
 ScriptModule::ScriptModule(std::string file, const std::string& key, bool optimize)
     : file_(std::move(file)), optimize_(optimize) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file_, ec))
+    throw Error(fmt::format("{}: is a folder, not a TorchScript model file ({}: name the .pt file itself)", file_, key));
   auto hash = hash_file(file_);
   if (!hash)
     throw Error(fmt::format("{}: TorchScript model not found ({}; save one with torch.jit.save, see "

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes one broken or unusual model file for the bad-input corpus (Debian's python3-torch):
    make_model.py KIND PATH, KIND one of state_dict, pickled, out3d, out1d, huge, nan, tuple, int, dict,
-   wrong_input, empty, plain, flipped (plain's weights, another forward).
+   wrong_input, empty, plain, flipped (plain's weights, another forward), nan_denoiser (images to NaN images).
 All take [batch, 1, 12, 12] images (the corpus's synthetic data)."""
 import sys
 
@@ -74,6 +74,11 @@ class Pair(Net):
         return y, y
 
 
+class NanDenoiser(torch.nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
 kind, path = sys.argv[1], sys.argv[2]
 torch.manual_seed(0)
 if kind == "state_dict":
@@ -82,5 +87,6 @@ elif kind == "pickled":
     torch.save(Net(), path)
 else:
     model = {"out3d": Out3d, "out1d": Out1d, "huge": Huge, "nan": Nan, "tuple": Pair, "int": Int, "dict": Dict,
-             "wrong_input": WrongInput, "empty": Empty, "plain": Net, "flipped": Flipped}[kind]()
+             "wrong_input": WrongInput, "empty": Empty, "plain": Net, "flipped": Flipped,
+             "nan_denoiser": NanDenoiser}[kind]()
     torch.jit.script(model.eval()).save(path)

@@ -206,6 +206,13 @@ void remove_temporaries(const std::string& temporary) {
   fs::remove(temporary + ".sum", ec);
 }
 
+// A message without the C++ backtrace LibTorch appends to its own (a stage's writer may
+// throw one; this file stays free of LibTorch's headers, so it cuts at LibTorch's marker).
+std::string without_backtrace(std::string message) {
+  if (const auto at = message.find("\nException raised from "); at != std::string::npos) message.resize(at);
+  return message;
+}
+
 // Writes an entry through `write` (the file and its "<file>.sum" under a temporary name),
 // then moves both into place: the checksum first, then the file, so a crash in between
 // leaves a file whose checksum does not match (recomputed next time), never a damaged file
@@ -226,9 +233,10 @@ void publish_atomically(const std::string& file, const std::function<void(const 
     fsync_folder(fs::path(file).parent_path().string());
   } catch (const std::exception& e) {  // rguard::Error from HDF5 or the checksum, filesystem_error
     remove_temporaries(temporary);
-    throw Error(fmt::format("{}: could not store this cache entry ({}). Free space in the cache folder (`rguard cache gc` "
-                            "removes entries no recorded run uses) and run again: the entries stored so far are kept",
-                            file, e.what()));
+    throw Error(fmt::format("{}: could not store this cache entry ({}); nothing of it is left, and the entries stored "
+                            "so far are kept. If the disk is full, free space in the cache folder (`rguard cache gc` "
+                            "removes entries no recorded run uses) and run again",
+                            file, without_backtrace(e.what())));
   } catch (...) {
     remove_temporaries(temporary);
     throw;

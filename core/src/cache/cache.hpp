@@ -33,7 +33,8 @@ class CacheLock {
 };
 
 // The stage folders a cache holds (beside `uses/`, the record of which run used what).
-inline constexpr const char* kCacheStages[] = {"dataset", "backbone", "checkpoint", "embeddings", "samples", "audit"};
+inline constexpr const char* kCacheStages[] = {"dataset",    "backbone", "checkpoint", "denoiser", "denoiser-checkpoint",
+                                               "embeddings", "samples",  "audit"};
 
 class Cache {
  public:

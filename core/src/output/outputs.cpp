@@ -101,13 +101,17 @@ nlohmann::json manifest(const ExperimentSpec& spec, const RunResult& result, con
     };
     const PipelineSpec& p = point.spec;
     for (const auto* s : {&p.dataset, &p.backbone, &p.noise, &p.certifier}) add(*s);
+    if (p.denoiser) add(*p.denoiser);
     for (const auto& s : p.attacks) add(s);
     for (const auto& s : p.metrics) add(s);
     nlohmann::json assignment = nlohmann::json::object();
     for (const auto& [key, value] : point.assignment) assignment[key] = value;
     nlohmann::json record = {{"name", point.name}, {"sweep", assignment}, {"seed", p.seed}, {"plugins", plugins}};
     for (const auto& done : result.points)
-      if (done.name == point.name) record["train_seconds"] = done.train_seconds;
+      if (done.name == point.name) {
+        record["train_seconds"] = done.train_seconds;
+        if (p.denoiser) record["denoiser_train_seconds"] = done.denoiser_train_seconds;
+      }
     points.push_back(std::move(record));
   }
   const PipelineSpec& first = spec.points.front().spec;

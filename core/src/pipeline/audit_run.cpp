@@ -115,6 +115,7 @@ std::vector<AttackOutcome> audit_point(Session& s, Point& p, const PointResult& 
       if (p.spec->attacks[b].plugin == stage.plugin) name = fmt::format("{}#{}", stage.plugin, a + 1);
     const auto eps = attack.epsilons();
     const std::string key = attack_key(s, p, a, ids);
+    p.audit_keys.push_back(key);
     if (auto cached = load_outcomes(s, key, eps.size(), save_images); cached && s.force > 2) {
       // Two identical attacks share a cache entry; each keeps its own name in the outputs.
       for (auto& outcome : *cached) outcome.attack = name;

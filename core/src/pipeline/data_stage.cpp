@@ -32,7 +32,8 @@ void check_data(const Point& p, const RetrievalData& data) {
                [&] { validate_retrieval_data(data, p.spec->dataset.plugin); });
 }
 
-std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::string& data_fingerprint) {
+std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::string& data_fingerprint,
+                           std::string& cache_key) {
   auto plugin = [&](auto&& call) {
     return with_context([&] { return plugin_failure(*p.spec, p.spec->dataset, "while loading"); }, call);
   };
@@ -54,7 +55,8 @@ std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::strin
     std::vector<std::int64_t> sizes(shape.begin(), shape.end());
     return torch::from_blob(owner->data(), sizes, [owner](void*) {}, torch::kUInt8);
   };
-  if (auto entry = s.cache.open("dataset", key)) {
+  if (auto entry = s.cache.open(kDatasetStage, key)) {
+    cache_key = key;
     std::vector<std::uint64_t> shape;
     for (auto [name, set] : {std::pair<const char*, ImageSet*>{"train", &data.train}, {"query", &data.query}}) {
       auto bytes = entry->read<std::uint8_t>(fmt::format("/{}/images", name), &shape);
@@ -70,7 +72,9 @@ std::string load_or_decode(Session& s, Point& p, RetrievalData& data, std::strin
   data = plugin([&] { return p.dataset->load(); });
   check_data(p, data);  // nothing unusable goes into the cache
   if (!data.gallery.images.is_same(data.query.images)) return "loaded";  // only leave-one-out is cached
-  s.cache.publish("dataset", key, [&](H5File& file) {
+  if (!data.train.images.defined()) return "loaded";  // no train split (train_classes: []): nothing to store it as
+  cache_key = key;
+  s.cache.publish(kDatasetStage, key, [&](H5File& file) {
     for (auto [name, set] : {std::pair<const char*, const ImageSet*>{"train", &data.train}, {"query", &data.query}}) {
       const auto bytes = to_bytes(set->images);
       std::vector<std::uint64_t> shape(bytes.sizes().begin(), bytes.sizes().end());
@@ -123,7 +127,7 @@ void load_datasets(Session& s) {
     if (!slot) {
       const auto start = Clock::now();
       auto loaded = std::make_unique<LoadedData>();
-      const std::string status = load_or_decode(s, *p, loaded->data, loaded->fingerprint);
+      const std::string status = load_or_decode(s, *p, loaded->data, loaded->fingerprint, loaded->cache_key);
       check_data(*p, loaded->data);
       for (ImageSet* set : {&loaded->data.train, &loaded->data.query, &loaded->data.gallery})
         if (set->images.defined()) set->images = set->images.contiguous();

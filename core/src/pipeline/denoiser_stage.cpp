@@ -117,7 +117,8 @@ void prepare_denoiser(Session& s, Model& m) {
     }
   }
   m.denoiser->set_training(false);
-  m.backbone = std::make_shared<DenoisedBackbone>(m.base, m.denoiser);
+  m.backbone = std::make_shared<DenoisedBackbone>(
+      m.base, m.denoiser, fmt::format("{}: point '{}': {}", stage.location.str(), spec.point, described(stage)));
   m.backbone->set_training(false);
   m.weights_hash = denoised_weights_hash(base_hash, *restored);
   m.forward = denoised_forward(m.forward, stage, m.denoiser->fingerprint());

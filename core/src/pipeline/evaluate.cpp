@@ -67,6 +67,7 @@ PointResult collect_point(Session& s, Point& p) {
   eval.sigma = point.sigma;
   eval.alpha = point.alpha;
   point.train_seconds = m.train_seconds;
+  point.denoiser_train_seconds = m.denoiser_train_seconds;
   for (std::size_t i = 0; i < p.metrics.size(); ++i)
     with_context([&] { return plugin_failure(*p.spec, p.spec->metrics[i], "while computing"); }, [&] {
       for (auto& value : p.metrics[i]->compute(eval)) point.metrics.push_back(std::move(value));

@@ -143,12 +143,18 @@ RunResult run_experiment(const ExperimentSpec& spec, const PluginLoader& loader,
     if (!listed) result.galleries.push_back({m.embedding_key, m.dim, m.gallery_embedding, m.data->gallery_label});
   }
   result.stages = s.stages;
-  for (const auto& [key, model] : s.models) {
-    result.cache_entries.push_back({kBackboneStage, key});
+  // What this run used, for `rguard cache ls` and `gc` (cache/uses/<name>.json).
+  for (const auto& [canonical, data] : s.datasets)
+    if (!data->cache_key.empty()) result.cache_entries.push_back({kDatasetStage, data->cache_key});
+  for (const auto& [slot, model] : s.models) {
+    result.cache_entries.push_back({kBackboneStage, model->key});
+    if (model->denoiser) result.cache_entries.push_back({kDenoiserStage, model->denoiser_key});
     result.cache_entries.push_back({kEmbeddingStage, model->embedding_key});
   }
-  for (const auto& p : s.points)
+  for (const auto& p : s.points) {
     for (const auto& b : p->blocks) result.cache_entries.push_back({kSampleStage, b.key});
+    for (const auto& key : p->audit_keys) result.cache_entries.push_back({kAuditStage, key});
+  }
   result.seconds = seconds_since(start);
   if (options.write_outputs) result.output_dir = write_run_outputs(spec, result);
   return result;

@@ -38,6 +38,7 @@ struct PointResult {
   // Wall time its backbone trained (0 for a model used as loaded). A record of this machine,
   // like the stage times: kept in manifest.json, never in the byte-identical outputs.
   double train_seconds = 0;
+  double denoiser_train_seconds = 0;  // the same for its denoiser, if any
 };
 
 // The clean gallery one model embedded: what its points' radii are computed against.

@@ -51,6 +51,7 @@ inline double seconds_since(Clock::time_point start) {
 }
 
 // Cache stages, in pipeline order (the order --force uses).
+inline constexpr const char* kDatasetStage = "dataset";
 inline constexpr const char* kBackboneStage = "backbone";
 inline constexpr const char* kEmbeddingStage = "embeddings";
 inline constexpr const char* kSampleStage = "samples";
@@ -71,6 +72,7 @@ inline std::string plugin_failure(const PipelineSpec& spec, const StageSpec& sta
 struct LoadedData {
   RetrievalData data;
   std::string fingerprint;
+  std::string cache_key;  // its entry in the cache's dataset stage; empty when it is not cached
   std::vector<std::int64_t> gallery_label, query_label, query_gallery_index;
   ImageShape shape() const {
     const auto& s = data.gallery.images.sizes();
@@ -137,6 +139,7 @@ struct Point {
   std::shared_ptr<Certifier> certifier;
   std::vector<std::shared_ptr<Metric>> metrics;
   std::vector<std::shared_ptr<Attack>> attacks;
+  std::vector<std::string> audit_keys;  // its attacks' cache entries
   LoadedData* data = nullptr;
   Model* model = nullptr;
   std::string sample_key;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "rguard/backbone.hpp"
 #include "rguard/denoiser.hpp"
@@ -13,11 +14,15 @@ namespace rguard {
 
 class DenoisedBackbone final : public Backbone {
  public:
-  DenoisedBackbone(std::shared_ptr<Backbone> base, std::shared_ptr<Denoiser> denoiser);
+  // `who` says where the denoiser is and what it is, to start its errors with
+  // ("spec.yaml:16:3: point 'main': denoiser plugin 'torchscript' (file d.pt)").
+  DenoisedBackbone(std::shared_ptr<Backbone> base, std::shared_ptr<Denoiser> denoiser, std::string who);
 
   // Both parts are built and loaded by the model stage; init() here is refused.
   void init(const ImageShape& input, std::uint64_t seed) override;
-  at::Tensor forward(const at::Tensor& images) override;  // base(denoiser(images))
+  // base(denoiser(images)); a denoiser that fails, changes the shape or returns NaN or
+  // infinity is refused here, under its own name (the base could hide it: a ReLU maps NaN to 0).
+  at::Tensor forward(const at::Tensor& images) override;
   void set_training(bool training) override;              // the denoiser's mode; the base stays in eval
   void to(const c10::Device& device) override;
   NamedTensors state() override;  // "base/<name>" then "denoiser/<name>"
@@ -32,6 +37,7 @@ class DenoisedBackbone final : public Backbone {
  private:
   std::shared_ptr<Backbone> base_;
   std::shared_ptr<Denoiser> denoiser_;
+  std::string who_;
 };
 
 }  // namespace rguard

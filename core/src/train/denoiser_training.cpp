@@ -5,6 +5,7 @@
 #include <torch/optim/adam.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "rguard/error.hpp"
@@ -108,9 +109,20 @@ void check_denoiser_fits(Denoiser& denoiser, Backbone& base, const ImageShape& i
     throw Error(fmt::format("{}: maps a batch of images {} to {}; {} takes the images it was given, so the denoiser "
                             "must return its input's shape (channels x height x width of the dataset's images)",
                             who, shape_text(probe), out.defined() ? shape_text(out) : "nothing", base_who));
-  if (!out.is_floating_point())
-    throw Error(fmt::format("{}: returns {} images; expected floating-point pixels in [0, 1]", who,
-                            c10::toString(out.scalar_type())));
+  if (out.scalar_type() != probe.scalar_type())
+    throw Error(fmt::format("{}: returns {} images for {} ones; a denoiser must return pixels of its input's type", who,
+                            c10::toString(out.scalar_type()), c10::toString(probe.scalar_type())));
+  if (!out.isfinite().all().item<bool>())
+    throw Error(fmt::format("{}: returns NaN or infinite pixels for a batch {} of mid-grey images; a denoiser must "
+                            "return finite images",
+                            who, shape_text(probe)));
+  if (config.epochs > 0) {
+    const auto parameters = denoiser.trainable_parameters();
+    if (std::none_of(parameters.begin(), parameters.end(), [](const at::Tensor& t) { return t.requires_grad(); }))
+      throw Error(fmt::format("{}: has no trainable parameters, so train.epochs: {} has nothing to train; set "
+                              "denoiser.train.epochs: 0 to use it as it is",
+                              who, config.epochs));
+  }
   {
     torch::NoGradGuard no_grad;
     check_embedding_shape(base.forward(out), 2, base.embedding_dim(), base_who + " (behind the denoiser)");

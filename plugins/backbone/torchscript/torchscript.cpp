@@ -53,7 +53,7 @@ class TorchScriptBackbone final : public rguard::Backbone {
     const c10::IValue value = module_.forward(x, "backbone.input_shape");
     const std::string& file = module_.file();
     if (!value.isTensor())
-      throw Error(fmt::format("{}: the model returned a {}, expected one tensor [batch, k]", file, value.tagKind()));
+      throw Error(fmt::format("{}: the model returned a value of type {}, expected one tensor [batch, k]", file, value.tagKind()));
     auto out = value.toTensor();
     if (!at::isFloatingType(out.scalar_type()))
       throw Error(fmt::format("{}: the model returned {} embeddings; expected floating point (float32)", file,

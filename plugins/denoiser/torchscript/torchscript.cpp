@@ -26,7 +26,7 @@ class TorchScriptDenoiser final : public rguard::Denoiser {
     const c10::IValue value = module_.forward(noisy, "the dataset's image shape");
     const std::string& file = module_.file();
     if (!value.isTensor())
-      throw Error(fmt::format("{}: the denoiser returned a {}, expected one tensor of denoised images [batch, channels, "
+      throw Error(fmt::format("{}: the denoiser returned a value of type {}, expected one tensor of denoised images [batch, channels, "
                               "height, width]",
                               file, value.tagKind()));
     auto out = value.toTensor();
