@@ -264,6 +264,22 @@ TEST_CASE("SIGTERM at any time during a rerun leaves a finished run folder in pl
   fs::remove_all(dir);
 }
 
+TEST_CASE("Ctrl-C during a run says what is kept and exits with the signal's status") {
+  const fs::path dir = fs::temp_directory_path() / "rguard_test_interrupt";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "cli.yaml") << kSpec;
+  // n = 400,000 per query takes far longer than the 2 s before the interrupt.
+  const auto out = shell("env -u RGUARD_PLUGIN_PATH timeout --preserve-status -s INT 2 " + std::string(RGUARD_BINARY) +
+                         " run " + (dir / "cli.yaml").string() + " --set output=" + (dir / "out").string() +
+                         " --set certifier.n=400000");
+  INFO(out.text);
+  CHECK(out.status == 130);  // 128 + SIGINT, as a shell reports a process the signal killed
+  CHECK(contains(out.text, "rguard: interrupted; the run folder holds the last finished run"));
+  CHECK(!fs::exists(dir / "out" / "cli"));  // no run had finished
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a disk that fills up under the cache or the outputs: a clear error, nothing stored is lost, a rerun resumes") {
   const fs::path dir = resume_workspace("rguard_test_disk_full");
   const std::string run = "run " + (dir / "resume.yaml").string() + " --set certifier.n=300 --set cache=" +

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -820,6 +821,17 @@ ParamValue value_of_type(ParamType type) {
 // a change of any parameter of any backbone plugin (train.* aside: they only shape the
 // weights) or of a file it names must change that identity. The schema is enumerated, so a
 // parameter a plugin adds later is covered too.
+TEST_CASE("a run folder gets the permissions of the umask like any folder the user makes") {
+  Workspace ws("run_folder_mode");
+  for (const mode_t mask : {mode_t{022}, mode_t{027}}) {
+    const mode_t before = ::umask(mask);  // this test's own process (ctest runs each case alone)
+    ws.run();
+    ::umask(before);
+    const auto perms = fs::status(ws.root / "out" / "tiny").permissions();
+    CHECK(static_cast<unsigned>(perms & fs::perms::all) == (0777u & ~static_cast<unsigned>(mask)));
+  }
+}
+
 TEST_CASE("a cache entry whose writer fails leaves nothing behind and its error carries no LibTorch backtrace") {
   Workspace ws("cache_writer_fails");
   const Cache cache((ws.root / "cache").string());

@@ -4,6 +4,9 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <unistd.h>
+
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -167,6 +170,17 @@ void print_cache_list(const std::string& root) {
 
 // The spec checks the device's form (it stays free of LibTorch, for the fuzzer); whether
 // that GPU exists is known only here, and is refused before any work.
+// Ctrl-C or a scheduler's SIGTERM during a run: say what is kept, then die of the signal as
+// before (its exit status, 130 or 143). Only async-signal-safe calls here.
+extern "C" void on_interrupt(int signal) {
+  static const char message[] =
+      "\nrguard: interrupted; the run folder holds the last finished run, and what this run finished (trained "
+      "epochs, sample blocks) is in the cache: run it again to resume\n";
+  [[maybe_unused]] const auto written = ::write(STDERR_FILENO, message, sizeof message - 1);
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
 void check_device(const ExperimentSpec& spec) {
   const PipelineSpec& first = spec.points.front().spec;
   if (first.device.rfind("cuda", 0) != 0) return;
@@ -378,6 +392,10 @@ int main(int argc, char** argv) {
                                  stage.key.empty() ? "" : fmt::format("  (key {})", stage.key.substr(0, 12)));
       return 0;
     }
+    if (run->count("--force") > 0 && force.empty())
+      throw Error(fmt::format("--force '': expected one of {}", fmt::join(forceable_stages(), ", ")));
+    std::signal(SIGINT, on_interrupt);
+    std::signal(SIGTERM, on_interrupt);
     RunOptions options;
     options.log = quiet ? nullptr : &std::cout;
     options.force = force;

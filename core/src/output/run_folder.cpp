@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -130,6 +131,17 @@ fs::path moved_aside(const fs::path& root, const std::string& name, long pid) {
   return root / fmt::format(".{}.old-{}-{}", name, host_tag(), pid);
 }
 
+namespace {
+// The process's umask, read without changing it (umask(2) can only be read by setting it,
+// which would race with the threads creating files): Linux's /proc/self/status "Umask:".
+mode_t current_umask() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::strtoul(line.c_str() + 6, nullptr, 8));
+  return 022;
+}
+}  // namespace
+
 fs::path make_staging(const fs::path& root, const std::string& name) {
   std::error_code ec;
   fs::create_directories(root, ec);
@@ -137,6 +149,8 @@ fs::path make_staging(const fs::path& root, const std::string& name) {
   if (!::mkdtemp(pattern.data()))
     throw Error(fmt::format("{}: cannot create the run's staging folder there: {} (set output to a folder you can write)",
                             root.string(), std::strerror(errno)));
+  // mkdtemp makes it 0700; the run folder it becomes gets what mkdir would give it.
+  ::chmod(pattern.c_str(), 0777 & ~current_umask());
   return pattern;
 }
 

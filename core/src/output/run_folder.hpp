@@ -16,7 +16,8 @@ std::string not_replaceable(const std::filesystem::path& dir);
 // Where a swap without the atomic exchange moves the previous run of process `pid` aside.
 std::filesystem::path moved_aside(const std::filesystem::path& root, const std::string& name, long pid);
 
-// A new, empty staging folder beside the run folder, private to this process.
+// A new, empty staging folder beside the run folder, this process's own (its name says whose),
+// with the permissions mkdir would give it under the umask (it becomes the run folder).
 std::filesystem::path make_staging(const std::filesystem::path& root, const std::string& name);
 
 // Call with the run's lock held (<root>/.<name>.lock). What an interrupted swap left: the
