@@ -231,7 +231,16 @@ void flatten(const YamlNode& map, const std::string& prefix, const std::string& 
     const std::string name = prefix.empty() ? key : prefix + "." + key;
     if (find_spec(name, schema)) {
       given[name] = value.get();
-    } else if (value->kind == YamlNode::Kind::Map && is_prefix_of_some(name, schema)) {
+    } else if (is_prefix_of_some(name, schema)) {
+      if (value->kind != YamlNode::Kind::Map) {
+        std::vector<std::string> inner;
+        for (const auto& spec : schema)
+          if (std::string(spec.name).rfind(name + ".", 0) == 0) inner.emplace_back(std::string(spec.name).substr(name.size() + 1));
+        fail(map.key_locations[i], section + "." + name,
+             fmt::format("expected a mapping of keys of {} ({}), e.g. {}: {{{}: ...}}; got {}", owner, join(inner), key,
+                         inner.front(),
+                         value->kind == YamlNode::Kind::Scalar ? "'" + value->value + "'" : std::string(to_string(value->kind))));
+      }
       flatten(*value, name, section, owner, hint, schema, given);
     } else {
       fail(map.key_locations[i], section + "." + name,
