@@ -168,8 +168,6 @@ void print_cache_list(const std::string& root) {
   std::cout << fmt::format("{} entries, {}B in {}\n", entries.size(), human_count(static_cast<double>(total)), root);
 }
 
-// The spec checks the device's form (it stays free of LibTorch, for the fuzzer); whether
-// that GPU exists is known only here, and is refused before any work.
 // Ctrl-C or a scheduler's SIGTERM during a run: say what is kept, then die of the signal as
 // before (its exit status, 130 or 143). Only async-signal-safe calls here.
 extern "C" void on_interrupt(int signal) {
@@ -181,6 +179,8 @@ extern "C" void on_interrupt(int signal) {
   std::raise(signal);
 }
 
+// The spec checks the device's form (it stays free of LibTorch, for the fuzzer); whether
+// that GPU exists is known only here, and is refused before any work.
 void check_device(const ExperimentSpec& spec) {
   const PipelineSpec& first = spec.points.front().spec;
   if (first.device.rfind("cuda", 0) != 0) return;

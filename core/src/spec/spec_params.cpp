@@ -204,10 +204,12 @@ ParamValue convert_default(const ParamSpec& spec, const std::string& key) {
 
 // ---- stages ------------------------------------------------------------------------
 
-bool is_prefix_of_some(const std::string& prefix, const std::vector<ParamSpec>& schema) {
+// The keys of the group `prefix` ("train" -> epochs, batch, ...); none: it is no group.
+std::vector<std::string> keys_under(const std::string& prefix, const std::vector<ParamSpec>& schema) {
+  std::vector<std::string> keys;
   for (const auto& spec : schema)
-    if (std::string(spec.name).rfind(prefix + ".", 0) == 0) return true;
-  return false;
+    if (const std::string name = spec.name; name.rfind(prefix + ".", 0) == 0) keys.push_back(name.substr(prefix.size() + 1));
+  return keys;
 }
 
 const ParamSpec* find_spec(const std::string& name, const std::vector<ParamSpec>& schema) {
@@ -231,16 +233,12 @@ void flatten(const YamlNode& map, const std::string& prefix, const std::string& 
     const std::string name = prefix.empty() ? key : prefix + "." + key;
     if (find_spec(name, schema)) {
       given[name] = value.get();
-    } else if (is_prefix_of_some(name, schema)) {
-      if (value->kind != YamlNode::Kind::Map) {
-        std::vector<std::string> inner;
-        for (const auto& spec : schema)
-          if (std::string(spec.name).rfind(name + ".", 0) == 0) inner.emplace_back(std::string(spec.name).substr(name.size() + 1));
+    } else if (const auto inner = keys_under(name, schema); !inner.empty()) {
+      if (value->kind != YamlNode::Kind::Map)
         fail(map.key_locations[i], section + "." + name,
              fmt::format("expected a mapping of keys of {} ({}), e.g. {}: {{{}: ...}}; got {}", owner, join(inner), key,
                          inner.front(),
                          value->kind == YamlNode::Kind::Scalar ? "'" + value->value + "'" : std::string(to_string(value->kind))));
-      }
       flatten(*value, name, section, owner, hint, schema, given);
     } else {
       fail(map.key_locations[i], section + "." + name,
