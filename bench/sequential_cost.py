@@ -3,8 +3,9 @@
 
   python3 bench/sequential_cost.py
 
-For the default schedule (geometric_schedule(1000, 1.5, 100000, alpha): twelve looks, 0.3
-of alpha at n, the rest shared by the eleven early looks in proportion to their samples) it
+For the default schedule (geometric_schedule(1000, 1.5, 100000, alpha, 0.3, 10000): growth 1.5
+to 25,629, then a look every 10,000 samples to 85,629, and n: sixteen looks, 0.3 of alpha at n,
+the rest shared by the fifteen early looks in proportion to their samples) it
 prints, at the look at n, at the last early look and at one near 8000 samples, (1) sigma * Phi^-1 of the Clopper-Pearson bound (Cohen et al.'s radius,
 the shape of certificate D's levels) and (2) the Bernstein rho of the mean (certificates
 A/B/C), each against the fixed-n value at the same sample count. scipy's beta.ppf, and the
@@ -40,20 +41,22 @@ def bernstein_rho(n, alpha, f_norm):
     return linear + math.sqrt(linear**2 + 2 * v * log_term / n)
 
 
-def schedule(first, growth, n):
+def schedule(first, growth, n, max_step):
     """geometric_schedule's looks (core/src/stats/sequential.cpp): first * growth^j rounded
-    up, the last at n, a look within sqrt(growth) of n merged into it."""
-    looks, size = [], float(first)
-    while size * math.sqrt(growth) < n:
+    up until a step would pass max_step, then every max_step samples, the last at n; a look
+    within sqrt(growth) of n (capped: within max_step / 2) merged into it."""
+    looks, size, capped = [], float(first), False
+    while (size + max_step / 2 < n) if capped else (size * math.sqrt(growth) < n):
         if not looks or math.ceil(size) > looks[-1]:
             looks.append(math.ceil(size))
-        size *= growth
+        capped = size * (growth - 1) > max_step
+        size = size + max_step if capped else size * growth
     return looks + [n]
 
 
 def main():
     alpha, sigma = 0.001, 0.25
-    looks = schedule(1000, 1.5, 100000)
+    looks = schedule(1000, 1.5, 100000, 10000)
     early = sum(looks[:-1])
     share = {m: alpha * 0.3 if m == looks[-1] else alpha * 0.7 * m / early for m in looks}
     shown = (looks[-1], looks[-2], min(looks, key=lambda m: abs(m - 8000)))
@@ -72,7 +75,7 @@ def main():
     radius_table("\nClopper-Pearson radius sigma * Phi^-1(p_lower), p-hat = k/m; fixed n against the look:",
                  ("fixed (alpha)", "look (alpha_r)"), lambda k, m, share: cp_lower(k, m, alpha), cp_lower)
     radius_table("\nThe time-uniform alternative at the same counts (beta-binomial mixture confidence sequence,\n"
-                 "valid at every n at once) against Theorem S's union over the twelve looks:",
+                 "valid at every n at once) against Theorem S's union over the sixteen looks:",
                  ("union (alpha_r)", "mixture CS"), cp_lower, lambda k, m, share: mixture_cs_lower(k, m, alpha))
     print("\nBernstein rho of the mean (smaller is better), ||F|| = 0.93 (the quickstart's median):")
     print(f"{'m':>7} {'fixed (alpha/2)':>16} {'look':>10} {'change':>8}")

@@ -1102,8 +1102,10 @@ TEST_CASE("sequential sampling: queries stop at looks with their look's alpha - 
   const std::vector<std::string> sequential{"certifier.n=3200", "certifier.sampling=sequential", "certifier.first_look=100",
                                             "certifier.growth=2", "certifier.target_radii=[0, 0.05]"};
   const auto run = ws.run(sequential);
-  const auto schedule = geometric_schedule(100, 2.0, 3200, 0.01);
-  REQUIRE(schedule.sizes == std::vector<std::int64_t>{100, 200, 400, 800, 1600, 3200});
+  // The default step cap, max_step_share 0.1: every 320 samples once growth 2 would step further.
+  const auto schedule = geometric_schedule(100, 2.0, 3200, 0.01, 0.3, 320);
+  REQUIRE(schedule.sizes ==
+          std::vector<std::int64_t>{100, 200, 400, 720, 1040, 1360, 1680, 2000, 2320, 2640, 2960, 3200});
   const auto& point = run.points[0];
   REQUIRE(point.certificates.size() == 20);
   std::int64_t drawn = 0, early = 0;

@@ -60,7 +60,7 @@ TEST_CASE("discovery finds every built plugin with its entry") {
   }
   CHECK(loader.find(PluginKind::Backbone, "gaussian") == nullptr);
   const auto& schema = loader.find(PluginKind::Certifier, "retrievalguard")->schema();
-  CHECK(schema.size() == 21);
+  CHECK(schema.size() == 22);
   CHECK(std::string(schema[0].name) == "n");
   CHECK(std::string(schema[0].default_value) == "100000");
 }

@@ -87,6 +87,31 @@ TEST_CASE("sequential schedule: geometric looks, the last at n, 0.3 of alpha at 
   CHECK_THROWS_AS(rguard::geometric_schedule(10, 2.0, 100, 0.001, 0.0), rguard::Error);
 }
 
+TEST_CASE("sequential schedule: a step cap turns the geometric looks into one every max_step samples, none within half a step of n") {
+  // Growth 1.5 from 1000: 1000 ... 17086 (step 8543 <= 10000), then 25629 - 17086 = 8543, and
+  // 25629 * 0.5 = 12815 > 10000: every 10000 from there, the last before n at 85629 (95629 is
+  // within 5000 of n).
+  const auto s = rguard::geometric_schedule(1000, 1.5, 100000, 0.001, 0.3, 10000);
+  CHECK(s.sizes == std::vector<std::int64_t>{1000, 1500, 2250, 3375, 5063, 7594, 11391, 17086, 25629, 35629, 45629, 55629,
+                                             65629, 75629, 85629, 100000});
+  REQUIRE(s.alphas.size() == s.sizes.size());
+  const double early = std::accumulate(s.sizes.begin(), s.sizes.end() - 1, 0.0);
+  for (std::size_t r = 0; r + 1 < s.sizes.size(); ++r)
+    CHECK(s.alphas[r] == doctest::Approx(0.0007 * static_cast<double>(s.sizes[r]) / early).epsilon(1e-14));
+  CHECK(s.alphas.back() == doctest::Approx(0.0003).epsilon(1e-14));
+  CHECK(std::accumulate(s.alphas.begin(), s.alphas.end(), 0.0) <= 0.001);
+  // A cap no step reaches changes nothing; a cap below the first step makes the looks arithmetic from the first.
+  CHECK(rguard::geometric_schedule(1000, 2.0, 100000, 0.001, 0.3, 50000).sizes ==
+        rguard::geometric_schedule(1000, 2.0, 100000, 0.001).sizes);
+  CHECK(rguard::geometric_schedule(1000, 2.0, 5000, 0.001, 0.3, 500).sizes ==
+        std::vector<std::int64_t>{1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000});
+  // A capped look within half a step of n merges into n: 3500 + 1500 / 2 >= 4200, but < 4300.
+  CHECK(rguard::geometric_schedule(1000, 2.0, 4200, 0.001, 0.3, 1500).sizes == std::vector<std::int64_t>{1000, 2000, 4200});
+  CHECK(rguard::geometric_schedule(1000, 2.0, 4300, 0.001, 0.3, 1500).sizes ==
+        std::vector<std::int64_t>{1000, 2000, 3500, 4300});
+  CHECK_THROWS_AS(rguard::geometric_schedule(1000, 2.0, 5000, 0.001, 0.3, -1), rguard::Error);
+}
+
 TEST_CASE("optional stopping: Clopper-Pearson holds at the stopping time with the schedule's alphas - not with alpha at every look") {
   // Bernoulli(p) successes; a violation is a lower bound above p. Eight looks, 100 to 12800.
   const double alpha = 0.05, p = 0.3;

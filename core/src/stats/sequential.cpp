@@ -16,7 +16,7 @@ int SequentialSchedule::look_at(std::int64_t samples) const {
 }
 
 SequentialSchedule geometric_schedule(std::int64_t first, double growth, std::int64_t n, double alpha,
-                                      double final_share) {
+                                      double final_share, std::int64_t max_step) {
   if (first < 1 || n < first)
     throw Error(fmt::format("sequential schedule: the first look at {} samples must be in [1, n = {}]", first, n));
   if (!(growth > 1.0) || !std::isfinite(growth))
@@ -24,11 +24,16 @@ SequentialSchedule geometric_schedule(std::int64_t first, double growth, std::in
   if (!(alpha > 0.0 && alpha < 1.0)) throw Error(fmt::format("sequential schedule: alpha {} must be in (0, 1)", alpha));
   if (!(final_share > 0.0 && final_share <= 1.0))
     throw Error(fmt::format("sequential schedule: final_share {} must be in (0, 1]", final_share));
+  if (max_step < 0) throw Error(fmt::format("sequential schedule: max_step {} must be >= 0 (0: no cap)", max_step));
   SequentialSchedule s;
   const double merge = std::sqrt(growth);
-  for (double size = static_cast<double>(first); size * merge < static_cast<double>(n); size *= growth) {
+  const double cap = static_cast<double>(max_step), last = static_cast<double>(n);
+  bool arithmetic = false;  // past the cap: a look every max_step samples, none within half a step of n
+  for (double size = static_cast<double>(first); arithmetic ? size + cap / 2 < last : size * merge < last;) {
     const auto look = static_cast<std::int64_t>(std::ceil(size));
     if (s.sizes.empty() || look > s.sizes.back()) s.sizes.push_back(look);
+    arithmetic = max_step > 0 && size * (growth - 1.0) > cap;
+    size = arithmetic ? size + cap : size * growth;
   }
   s.sizes.push_back(n);
   const bool single = s.sizes.size() == 1;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "margin_levels.hpp"
@@ -58,7 +59,9 @@ RetrievalGuard::RetrievalGuard(const rguard::Params& p)
       throw rguard::Error("certifier.target_radii: sampling: sequential stops each query by the radii the run asks "
                           "about; list them, e.g. target_radii: [0, 0.05, 0.1] (the certified_recall radii)");
     schedule_ = rguard::geometric_schedule(std::min(p.get_int("first_look"), plan_.n), p.get_float("growth"), plan_.n, alpha_,
-                                           p.get_float("alpha_at_n"));
+                                           p.get_float("alpha_at_n"),
+                                           std::max<std::int64_t>(1, std::llround(p.get_float("max_step_share") *
+                                                                                  static_cast<double>(plan_.n))));
     plan_.looks = schedule_.sizes;
     for (const auto k : target_ranks_)
       if (k > ranks_)

@@ -68,17 +68,22 @@ std::vector<ParamSpec> schema() {
        .doc = "sampling: sequential: the K of certified Recall@K the run asks about (certified_recall's: "
               "\"${metrics.<i>.k}\"); [] = every K up to ranks",
        .min = 1},
-      {.name = "optimism", .type = ParamType::Float, .default_value = "0.7",
+      {.name = "optimism", .type = ParamType::Float, .default_value = "0.5",
        .doc = "sampling: sequential: how far the stopping rule's projection to n lets the mean and the level "
               "probabilities lean in the query's favour (toward their one-sided bounds at this alpha, by the part "
               "sqrt(1 - m/n) that carries to n samples; the level probabilities' bounds are exact quantiles, so "
-              "above 0.5 they lean slightly against the query; smaller gives up on fewer queries and draws "
-              "more); never affects validity",
+              "0.5 projects them at about their median and above 0.5 they lean slightly against the query; "
+              "smaller gives up on fewer queries and draws more); never affects validity",
        .min = 0, .max = 1, .min_exclusive = true, .max_exclusive = true},
       {.name = "first_look", .type = ParamType::Int, .default_value = "1000",
        .doc = "sampling: sequential: main samples at the first look", .min = 1},
       {.name = "growth", .type = ParamType::Float, .default_value = "1.5",
-       .doc = "sampling: sequential: factor between looks (the last is at n)", .min = 1, .min_exclusive = true},
+       .doc = "sampling: sequential: factor between looks (up to max_step_share; the last is at n)", .min = 1, .min_exclusive = true},
+      {.name = "max_step_share", .type = ParamType::Float, .default_value = "0.1",
+       .doc = "sampling: sequential: the largest step between two looks, as a share of n: looks grow by growth "
+              "until a step would pass max_step_share * n, then come every max_step_share * n samples (1: growth "
+              "alone); never affects validity",
+       .min = 0, .max = 1, .min_exclusive = true},
       {.name = "alpha_at_n", .type = ParamType::Float, .default_value = "0.3",
        .doc = "sampling: sequential: the share of alpha the look at n spends (the earlier looks share the rest in "
               "proportion to their samples); never affects validity",
