@@ -47,9 +47,11 @@ def schedule(first, growth, n, max_step):
     within sqrt(growth) of n (capped: within max_step / 2) merged into it."""
     looks, size, capped = [], float(first), False
     while (size + max_step / 2 < n) if capped else (size * math.sqrt(growth) < n):
+        if math.ceil(size) >= n:
+            break
         if not looks or math.ceil(size) > looks[-1]:
             looks.append(math.ceil(size))
-        capped = size * (growth - 1) > max_step
+        capped = max_step > 0 and size * (growth - 1) > max_step
         size = size + max_step if capped else size * growth
     return looks + [n]
 

@@ -5,9 +5,12 @@
 // and the certifier's stopping rule (plugins/certifier/retrievalguard/stopping.hpp).
 #include "prelude.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "rguard/concentration.hpp"
@@ -110,6 +113,15 @@ TEST_CASE("sequential schedule: a step cap turns the geometric looks into one ev
   CHECK(rguard::geometric_schedule(1000, 2.0, 4300, 0.001, 0.3, 1500).sizes ==
         std::vector<std::int64_t>{1000, 2000, 3500, 4300});
   CHECK_THROWS_AS(rguard::geometric_schedule(1000, 2.0, 5000, 0.001, 0.3, -1), rguard::Error);
+  // A fractional size just below n rounds up to n: n is the last look, once (here 19.x,
+  // capped at 1, would round to 20).
+  for (const auto& [first, growth, n] : {std::tuple{1, 1.5, 20}, std::tuple{5, 1.1, 50}, std::tuple{1, 1.0001, 100}}) {
+    const auto t = rguard::geometric_schedule(first, growth, n, 0.01, 0.3, growth < 1.001 ? 0 : 1);
+    INFO(first << " " << growth << " " << n);
+    CHECK(t.sizes.back() == n);
+    CHECK(std::adjacent_find(t.sizes.begin(), t.sizes.end(), std::greater_equal<>()) == t.sizes.end());
+    CHECK(t.look_at(n) == static_cast<int>(t.sizes.size()) - 1);
+  }
 }
 
 TEST_CASE("optional stopping: Clopper-Pearson holds at the stopping time with the schedule's alphas - not with alpha at every look") {

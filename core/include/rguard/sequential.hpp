@@ -22,13 +22,16 @@ struct SequentialSchedule {
 // Looks at first, first g, first g^2, ... (each rounded up to a whole sample), the last at n
 // exactly; a look within a factor sqrt(g) of n is merged into the look at n, so no round is
 // a sliver. max_step > 0 caps the step: once g times a look would pass it by more than
-// max_step, looks come every max_step samples, none within max_step / 2 of n (a query that
-// stops late then overshoots what it needed by at most max_step, not by a factor g). The look at n spends final_share of alpha (the queries that need every sample
-// lose only ln(1/final_share) in ln(1/alpha)); the earlier looks share the rest in
-// proportion to their samples (look r: its n_r over the sum of the early looks' n_r).
-// Refuses (rguard::Error) first < 1, g <= 1, n < first, alpha outside (0, 1) or final_share
-// outside (0, 1], or max_step < 0. final_share = 1: the early looks spend nothing (they may only stop a query
-// to abstain). first = n (a single look) spends all of alpha at n: fixed-n.
+// max_step, looks come every max_step samples, none within max_step / 2 of n (the step into
+// n is then at most 1.5 max_step; at the switch, at most g^1.5 - 1 over g - 1 times it: 1.67
+// for g = 1.5). A query that stops late draws about that much more than it needed at most,
+// not up to a factor g. The look at n spends final_share of alpha
+// (the queries that need every sample lose only ln(1/final_share) in ln(1/alpha)); the
+// earlier looks share the rest in proportion to their samples (look r: its n_r over the sum
+// of the early looks' n_r). Refuses (rguard::Error) first < 1, g <= 1, n < first, alpha
+// outside (0, 1), final_share outside (0, 1] or max_step < 0. final_share = 1: the early
+// looks spend nothing (they may only stop a query to abstain). first = n (a single look)
+// spends all of alpha at n: fixed-n.
 SequentialSchedule geometric_schedule(std::int64_t first, double growth, std::int64_t n, double alpha,
                                       double final_share = 0.3, std::int64_t max_step = 0);
 

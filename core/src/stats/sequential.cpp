@@ -31,6 +31,7 @@ SequentialSchedule geometric_schedule(std::int64_t first, double growth, std::in
   bool arithmetic = false;  // past the cap: a look every max_step samples, none within half a step of n
   for (double size = static_cast<double>(first); arithmetic ? size + cap / 2 < last : size * merge < last;) {
     const auto look = static_cast<std::int64_t>(std::ceil(size));
+    if (look >= n) break;  // a size just below n rounds up to the look at n, which comes last
     if (s.sizes.empty() || look > s.sizes.back()) s.sizes.push_back(look);
     arithmetic = max_step > 0 && size * (growth - 1.0) > cap;
     size = arithmetic ? size + cap : size * growth;

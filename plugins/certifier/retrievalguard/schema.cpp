@@ -80,10 +80,11 @@ std::vector<ParamSpec> schema() {
       {.name = "growth", .type = ParamType::Float, .default_value = "1.5",
        .doc = "sampling: sequential: factor between looks (up to max_step_share; the last is at n)", .min = 1, .min_exclusive = true},
       {.name = "max_step_share", .type = ParamType::Float, .default_value = "0.1",
-       .doc = "sampling: sequential: the largest step between two looks, as a share of n: looks grow by growth "
-              "until a step would pass max_step_share * n, then come every max_step_share * n samples (1: growth "
-              "alone); never affects validity",
-       .min = 0, .max = 1, .min_exclusive = true},
+       .doc = "sampling: sequential: caps the step between looks at a share of n: looks grow by growth until a "
+              "step would pass max_step_share * n, then come every max_step_share * n samples (the step into n "
+              "can be up to about 1.7 times that; 1: growth alone; at least 0.01: about 100 capped looks at "
+              "most); never affects validity",
+       .min = 0.01, .max = 1},
       {.name = "alpha_at_n", .type = ParamType::Float, .default_value = "0.3",
        .doc = "sampling: sequential: the share of alpha the look at n spends (the earlier looks share the rest in "
               "proportion to their samples); never affects validity",
