@@ -278,6 +278,17 @@ TEST_CASE("an error inside the flow graph reaches the caller once and leaves no 
   intact_cache_entries(ws.root);
 }
 
+// The message of the rguard::Error that `run` throws; empty when it throws none.
+template <class Run>
+std::string error_of(Run&& run) {
+  try {
+    run();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
 TEST_CASE("a backbone that throws or returns NaN or a wrong shape: one clear message, no output, the cache intact") {
   // Forward calls of the tiny pipeline: 1 training step (epochs: 1), 1 for the clean
   // embeddings, then the sampler's; fail_after picks the phase that fails.
@@ -306,12 +317,7 @@ TEST_CASE("a backbone that throws or returns NaN or a wrong shape: one clear mes
     const auto text = tiny_with_backbone(fmt::format(
         "backbone: {{plugin: failing_backbone, fault: {}, fail_after: {}, train: {{epochs: 1, batch: 30, per_class: 10}}}}",
         f.fault, f.fail_after));
-    std::string message;
-    try {
-      run_pipeline(ws.spec({}, text), loader(), RunOptions{});
-    } catch (const Error& e) {
-      message = e.what();
-    }
+    const std::string message = error_of([&] { run_pipeline(ws.spec({}, text), loader(), RunOptions{}); });
     INFO(message);
     CHECK(message.find(f.message) != std::string::npos);
     CHECK(message.find("Exception raised from") == std::string::npos);  // no C++ backtrace
@@ -344,12 +350,8 @@ TEST_CASE("a damaged cache entry is set aside and recomputed to the same result"
 
 TEST_CASE("a metric that throws: the message names it and every sample stays cached") {
   Workspace ws("failing_metric");
-  std::string message;
-  try {
-    ws.run({"metrics=[{plugin: certified_recall, radii: [0]}, {plugin: failing_metric}]"});
-  } catch (const Error& e) {
-    message = e.what();
-  }
+  const std::string message =
+      error_of([&] { ws.run({"metrics=[{plugin: certified_recall, radii: [0]}, {plugin: failing_metric}]"}); });
   INFO(message);
   CHECK(message.find("--set: point 'main': metric plugin 'failing_metric' failed while computing: failing_metric: compute failed "
                      "on purpose") != std::string::npos);
@@ -357,6 +359,16 @@ TEST_CASE("a metric that throws: the message names it and every sample stays cac
   CHECK(intact_cache_entries(ws.root) >= 5);
   const auto again = ws.run();
   for (const char* stage : {"backbone", "embeddings", "samples"}) CHECK(status_of(again, stage) == "reused");
+}
+
+TEST_CASE("a certifier whose stopping rule throws: the message names it and what it was deciding, no output") {
+  Workspace ws("failing_certifier");
+  const std::string message = error_of([&] { ws.run({"certifier={plugin: failing_certifier}"}); });
+  INFO(message);
+  CHECK(message.find("point 'main': certifier plugin 'failing_certifier' failed deciding whether a query draws on: "
+                     "failing_certifier: need_more failed on purpose") != std::string::npos);
+  CHECK(!fs::exists(ws.root / "out" / "tiny"));
+  CHECK(intact_cache_entries(ws.root) >= 2);  // the trained backbone and the clean embeddings
 }
 
 TEST_CASE("damaged entries of every stage are set aside and recomputed: flipped byte, truncation, checksum, another entry") {

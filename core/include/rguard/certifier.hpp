@@ -64,6 +64,8 @@ class Certifier : public Plugin {
   // without a selection phase). Every query of a point gets parts of the same ids and sizes.
   virtual Statistics statistics(const QueryInfo& query, const GalleryView& gallery,
                                 const double* selection) const = 0;
+  // certify() and need_more() are called for several queries at once, from several
+  // threads: they must not change the certifier.
   // state.samples is the query's main sample count: plan().n, or with sequential sampling
   // the look it stopped at, whose share of alpha the certificate must spend.
   virtual Certificate certify(const QueryInfo& query, const GalleryView& gallery, const QueryState& state,

@@ -164,9 +164,11 @@ void certify_all(Session& s) {
                           plan.selection > 0 ? fmt::format(" (+{} selection)", plan.selection) : "", sequential,
                           p->reused_blocks, mine, shard)});
   }
+  // What was drawn, not what was planned: a sequential query may stop before n.
+  const auto drawn = static_cast<double>(samples_done.load());
   if (to_compute > 0 && s.log)
-    *s.log << fmt::format("[{:<12}] {} noisy samples in {:.1f} s, {} samples/s\n", "samples", human_count(static_cast<double>(to_compute)),
-                          elapsed, human_count(static_cast<double>(to_compute) / elapsed));
+    *s.log << fmt::format("[{:<12}] {} noisy samples in {:.1f} s, {} samples/s\n", "samples", human_count(drawn), elapsed,
+                          human_count(drawn / elapsed));
 }
 
 }  // namespace rguard::run

@@ -82,7 +82,7 @@ std::string sample_key(const Session& s, const Point& p) {
   // so other target radii or alpha reuse and extend it.
   const SamplingPlan plan = p.certifier->plan();
   if (!plan.looks.empty()) {
-    h.text("sequential/2").u64(plan.looks.size());
+    h.text("sequential/3").u64(plan.looks.size());
     for (const auto look : plan.looks) h.u64(static_cast<std::uint64_t>(look));
   }
   return h.hex();

@@ -240,14 +240,15 @@ void share_seconds(const SamplingPlan& plan, Block& block);
 // parts[i] (states: [images x state_size(parts[0])]; initialised here when from = 0,
 // otherwise holding copies [0, from) already, which the stream continues). Image i's noise
 // is keyed by noise_ids[i] and the sample index, so a continued stream is the same prefix.
-// full_batches: every forward pass holds one image's samples [from + j B, from + (j+1) B)
-// and has `batch` rows (the last padded with zeros), so a sample's embedding cannot depend
-// on which other images draw beside it: kernels may round a row by its place in the pass
-// (sequential sampling, where which queries still draw depends on the stopping rule).
+// one_image_per_pass: every forward pass holds one image's samples [from + j B, from + (j+1) B)
+// alone, so a sample's embedding cannot depend on which other images draw beside it:
+// kernels may round a row by its place in the pass and by the pass's shape (sequential
+// sampling, where which queries still draw depends on the stopping rule, but the looks,
+// and so every pass's rows and shape, do not).
 void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
                     const std::vector<std::int64_t>& noise_ids, std::int64_t from, std::int64_t to,
                     std::uint64_t noise_seed, const std::vector<Statistics>& parts, double* states,
-                    std::atomic<std::int64_t>* samples_done, bool full_batches = false);
+                    std::atomic<std::int64_t>* samples_done, bool one_image_per_pass = false);
 
 // certify_stage.cpp: samples (or reads back) every block of every point and certifies it.
 void certify_all(Session& s);

@@ -16,7 +16,7 @@ namespace rguard::run {
 void stream_samples(const Session& s, const Point& p, const std::vector<const float*>& images,
                     const std::vector<std::int64_t>& noise_ids, std::int64_t from, std::int64_t to,
                     std::uint64_t noise_seed, const std::vector<Statistics>& parts, double* states,
-                    std::atomic<std::int64_t>* samples_done, bool full_batches) {
+                    std::atomic<std::int64_t>* samples_done, bool one_image_per_pass) {
   const Model& m = *p.model;
   at::set_num_threads(s.threads);  // per thread: this may run on a TBB worker
   const std::int64_t batch_size = p.certifier->plan().batch;
@@ -44,7 +44,7 @@ void stream_samples(const Session& s, const Point& p, const std::vector<const fl
   while (query < rows) {
     std::int64_t filled = 0;
     for (; filled < batch_size && query < rows; ++filled) {
-      if (full_batches && filled > 0 && sample == from) break;  // a pass holds one query's samples
+      if (one_image_per_pass && filled > 0 && sample == from) break;
       row_query[static_cast<std::size_t>(filled)] = query;
       row_sample[static_cast<std::size_t>(filled)] = sample;
       if (++sample == to) {
@@ -62,15 +62,13 @@ void stream_samples(const Session& s, const Point& p, const std::vector<const fl
         for (std::int64_t j = 0; j < pixels; ++j) out[j] += clean[j];
       }
     });
-    const std::int64_t forward_rows = full_batches ? batch_size : filled;
-    if (forward_rows > filled) std::fill(buffer + filled * pixels, buffer + forward_rows * pixels, 0.0f);
     at::Tensor embedding;
     {
       c10::InferenceMode inference;
-      auto batch = host.slice(0, 0, forward_rows * pixels).view({forward_rows, shape.channels, shape.height, shape.width});
+      auto batch = host.slice(0, 0, filled * pixels).view({filled, shape.channels, shape.height, shape.width});
       embedding = m.backbone->forward(batch.to(s.device, /*non_blocking=*/true)).to(torch::kCPU).contiguous();
     }
-    check_embedding_shape(embedding, forward_rows, dim, who);
+    check_embedding_shape(embedding, filled, dim, who);
     const float* e = embedding.data_ptr<float>();
     for (std::int64_t i = 0; i < filled; ++i) {
       const float* row = e + i * dim;

@@ -2,8 +2,12 @@
 // query's states at each look it reached, so the stopping rule is replayed, never stored.
 // A run with other target radii or alpha reuses the cached prefix of each stream, and a
 // query that needs more continues its stream from the last cached look: the same states,
-// to the bit, as drawing from scratch (the noise is keyed by sample index, and every
-// forward pass has the same shape).
+// to the bit, as drawing from scratch (the noise is keyed by sample index, and the looks
+// alone set every forward pass's rows). The decisions at a look are the certifier's, one
+// per query and independent (need_more() is a function of the query's state), so they run
+// in parallel on ATen's threads, which the forward passes left idle.
+#include <ATen/Parallel.h>
+
 #include <numeric>
 
 #include "pipeline/run_session.hpp"
@@ -37,18 +41,23 @@ bool follow_looks(const Point& p, Block& block, const DrawOn* draw_on) {
         block.reached[behind[b]] = to;
       }
     }
+    for (const auto i : active) stop[i] = look;
+    if (look + 1 == looks) break;
+    std::vector<char> more(active.size(), 0);
+    at::parallel_for(0, static_cast<std::int64_t>(active.size()), 1, [&](std::int64_t begin, std::int64_t end) {
+      for (auto a = static_cast<std::size_t>(begin); a < static_cast<std::size_t>(end); ++a) {
+        const std::size_t i = active[a];
+        const auto id = static_cast<std::size_t>(block.rows[i]);
+        const QueryInfo query{block.rows[i], p.data->query_label[id], p.data->query_gallery_index[id]};
+        const QueryState state{plan.selection, to,
+                               block.selection.empty() ? nullptr : block.selection.data() + i * selection_size, state_at(i, look)};
+        more[a] = with_context([&] { return plugin_failure(*p.spec, p.spec->certifier, "deciding whether a query draws on"); },
+                               [&] { return p.certifier->need_more(query, gallery, state, p.noise->sigma()); });
+      }
+    });
     std::vector<std::size_t> going_on;
-    for (const auto i : active) {
-      stop[i] = look;
-      if (look + 1 == looks) continue;
-      const auto id = static_cast<std::size_t>(block.rows[i]);
-      const QueryInfo query{block.rows[i], p.data->query_label[id], p.data->query_gallery_index[id]};
-      const QueryState state{plan.selection, to,
-                             block.selection.empty() ? nullptr : block.selection.data() + i * selection_size, state_at(i, look)};
-      if (with_context([&] { return plugin_failure(*p.spec, p.spec->certifier, "deciding whether a query draws on"); },
-                       [&] { return p.certifier->need_more(query, gallery, state, p.noise->sigma()); }))
-        going_on.push_back(i);
-    }
+    for (std::size_t a = 0; a < active.size(); ++a)
+      if (more[a]) going_on.push_back(active[a]);
     active = std::move(going_on);
   }
   block.samples.assign(count, 0);
