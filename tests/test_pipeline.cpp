@@ -1134,8 +1134,14 @@ TEST_CASE("sequential sampling: queries stop at looks with their look's alpha - 
   MESSAGE(early << " of 20 queries stopped early; " << drawn << " main samples against " << 20 * 3200 << " fixed");
   CHECK(early > 0);
   CHECK(drawn < 20 * 3200);
-  for (const auto& s : run.stages)
-    if (s.stage == "samples") CHECK(s.detail.find("sequential: ") != std::string::npos);
+  for (const auto& s : run.stages) {
+    if (s.stage != "samples") continue;
+    CHECK(s.detail.find("sequential: ") != std::string::npos);
+    // The stopping rule's wall time, so that where sequential's time goes is read off a run.
+    const auto at = s.detail.find("stopping rule ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stod(s.detail.substr(at + 14)) >= 0.0);
+  }
   const auto csv = ws.file("certificates.csv");
   const auto again = ws.run(sequential);
   CHECK(status_of(again, "samples") == "reused");

@@ -139,11 +139,13 @@ void certify_all(Session& s) {
     std::int64_t queries = 0, drawn = 0, drawn_now = 0;
     bool extended = false;
     double sampling = 0;  // this point's own share of the sampling time
+    double deciding = 0;  // sequential: the stopping rule's share of it
     for (const auto& b : p->blocks) {
       queries += static_cast<std::int64_t>(b.rows.size());
       for (const auto m : b.samples) drawn += m;
       if (!b.cached) sampling += b.seconds;
       if (!b.cached) drawn_now += b.drawn_now;
+      deciding += b.decision_seconds;
       extended = extended || b.extended;
     }
     const SamplingPlan plan = p->certifier->plan();
@@ -151,10 +153,11 @@ void certify_all(Session& s) {
     const std::string sequential =
         plan.looks.empty() || queries == 0
             ? ""
-            : fmt::format(" at most; sequential: {} main samples in all, {:.1f}x fewer than fixed n, {} drawn by this run",
+            : fmt::format(" at most; sequential: {} main samples in all, {:.1f}x fewer than fixed n, {} drawn by this run, "
+                          "stopping rule {:.2f} s",
                           human_count(double(drawn)),
                           static_cast<double>(queries * plan.n) / static_cast<double>(std::max<std::int64_t>(drawn, 1)),
-                          human_count(double(drawn_now)));
+                          human_count(double(drawn_now)), deciding);
     const std::int64_t mine = p->shard_blocks;
     const std::string status = p->reused_blocks == mine ? "reused" : p->reused_blocks == 0 && !extended ? "computed" : "resumed";
     const std::string shard =

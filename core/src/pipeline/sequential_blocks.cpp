@@ -44,6 +44,7 @@ bool follow_looks(const Point& p, Block& block, const DrawOn* draw_on) {
     for (const auto i : active) stop[i] = look;
     if (look + 1 == looks) break;
     std::vector<char> more(active.size(), 0);
+    const auto deciding = Clock::now();
     at::parallel_for(0, static_cast<std::int64_t>(active.size()), 1, [&](std::int64_t begin, std::int64_t end) {
       for (auto a = static_cast<std::size_t>(begin); a < static_cast<std::size_t>(end); ++a) {
         const std::size_t i = active[a];
@@ -55,6 +56,7 @@ bool follow_looks(const Point& p, Block& block, const DrawOn* draw_on) {
                                [&] { return p.certifier->need_more(query, gallery, state, p.noise->sigma()); });
       }
     });
+    block.decision_seconds += seconds_since(deciding);
     std::vector<std::size_t> going_on;
     for (std::size_t a = 0; a < active.size(); ++a)
       if (more[a]) going_on.push_back(active[a]);

@@ -17,12 +17,8 @@ std::vector<double> RetrievalGuard::levels_at(const std::vector<double>& counts,
   // Each probability leans from its estimate toward its upper bound by the carried part.
   const auto upper = rg::level_upper_probabilities(counts, count, look.alpha);
   const double carried = look.carried(count * (margin_ ? every_ : 1));
-  std::vector<double> projected(counts.size());
-  for (std::size_t i = 0; i < counts.size(); ++i) {
-    const double estimate = counts[i] / static_cast<double>(count);
-    projected[i] = std::floor(std::min(1.0, estimate + carried * (upper[i] - estimate)) * static_cast<double>(final_count));
-  }
-  return rg::level_probabilities(projected, final_count, per_level_alpha(look.final_alpha));
+  return rg::level_probabilities(rg::projected_counts(counts, count, upper, carried, final_count), final_count,
+                                 per_level_alpha(look.final_alpha));
 }
 
 // R_B of every pair for the selection's p* (the mean's event).

@@ -89,6 +89,16 @@ std::vector<double> level_upper_probabilities(const std::vector<double>& counts,
   return p;
 }
 
+std::vector<double> projected_counts(const std::vector<double>& counts, std::int64_t count, const std::vector<double>& upper,
+                                     double carried, std::int64_t final_count) {
+  std::vector<double> projected(counts.size());
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    const double estimate = counts[i] / static_cast<double>(count);
+    projected[i] = std::round(std::min(1.0, estimate + carried * (upper[i] - estimate)) * static_cast<double>(final_count));
+  }
+  return projected;
+}
+
 std::vector<double> counts_from_bins(const double* bins, std::int64_t levels) {
   std::vector<double> counts(static_cast<std::size_t>(levels), 0.0);
   double above = 0;
