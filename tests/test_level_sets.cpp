@@ -218,5 +218,6 @@ TEST_CASE("the stopping rule's projected counts: the counts themselves at their 
   // final_count), carried 0.5 halfway: 10 of 100 toward 0.3 is 0.2 of 1000, i.e. 200.
   CHECK(rg::projected_counts({10.0}, 100, {0.3}, 1.0, 1000) == std::vector<double>{300.0});
   CHECK(rg::projected_counts({10.0}, 100, {0.3}, 0.5, 1000) == std::vector<double>{200.0});
-  CHECK(rg::projected_counts({99.0}, 100, {1.2}, 1.0, 1000) == std::vector<double>{1000.0});
+  CHECK(rg::projected_counts({99.0}, 100, {1.0}, 1.0, 1000) == std::vector<double>{1000.0});
+  CHECK(rg::projected_counts({99.0}, 100, {1.0}, 0.0, 1000) == std::vector<double>{990.0});
 }

@@ -139,7 +139,7 @@ void certify_all(Session& s) {
     std::int64_t queries = 0, drawn = 0, drawn_now = 0;
     bool extended = false;
     double sampling = 0;  // this point's own share of the sampling time
-    double deciding = 0;  // sequential: the stopping rule's share of it
+    double deciding = 0;  // sequential: the stopping rule's decisions, on reused blocks too
     for (const auto& b : p->blocks) {
       queries += static_cast<std::int64_t>(b.rows.size());
       for (const auto m : b.samples) drawn += m;

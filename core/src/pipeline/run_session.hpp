@@ -125,7 +125,7 @@ struct Block {
   std::vector<std::int64_t> reached;
   double stored_seconds = 0;
   std::int64_t drawn_now = 0;  // main samples this run drew for it (the rest came from the cache)
-  double decision_seconds = 0; // sequential: wall time this run spent in the stopping rule's decisions
+  double decision_seconds = 0; // sequential: this run's stopping-rule decisions, replays on cached looks included
   bool extended = false;       // sequential: this run drew on from a cached prefix
   std::vector<Certificate> certificates;
 };

@@ -33,8 +33,9 @@ std::vector<double> level_upper_probabilities(const std::vector<double>& counts,
 // For the stopping rule only: the counts out of `final_count` that the level fractions
 // counts[i] / count would give if each leaned by `carried` (in [0, 1]) of the way to its
 // upper bound `upper[i]`, rounded to the nearest count. Nearest, not down: flooring made
-// the projection half a count worse for the query than its median, and lost a count of
-// c / N * N in floating point (15 of 22). Not a certificate.
+// the projection on average half a count worse for the query than its median, and lost a
+// count where no lean applied: (15 / 22) * 22 floors to 14 in floating point. Not a
+// certificate.
 std::vector<double> projected_counts(const std::vector<double>& counts, std::int64_t count, const std::vector<double>& upper,
                                      double carried, std::int64_t final_count);
 
