@@ -113,6 +113,13 @@ TEST_CASE("unknown keys get a did-you-mean suggestion") {
   message = error_of(replace(kBase, "seed: 3", "sede: 3"));
   CHECK(contains(message, "unknown section"));
   CHECK(contains(message, "did you mean 'seed'"));
+  // Case does not count against a suggestion: every letter differs in case here.
+  message = error_of(replace(kBase, "alpha: 0.01", "ALPHA: 0.01"));
+  CHECK(contains(message, "certifier.ALPHA"));
+  CHECK(contains(message, "did you mean 'alpha'"));
+  CHECK(rguard::did_you_mean("FASHION_MNIST", {"fashion_mnist", "synthetic"}) == " (did you mean 'fashion_mnist'?)");
+  CHECK(rguard::did_you_mean("Synthetic", {"fashion_mnist", "synthetic"}) == " (did you mean 'synthetic'?)");
+  CHECK(rguard::did_you_mean("FASHION", {"fashion_mnist", "synthetic"}).empty());  // six letters off: no guess
 }
 
 TEST_CASE("wrong types name what was expected and what was got") {

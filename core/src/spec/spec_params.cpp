@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -310,10 +311,16 @@ StageSpec resolve_stage(const YamlNode& node, PluginKind kind, const std::string
 namespace rguard {
 
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  // Case does not count: FASHION_MNIST is one step from fashion_mnist, not thirteen.
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  const std::string folded = lower(word);
   std::string best;
   std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const auto& candidate : candidates) {
-    const std::size_t d = spec_detail::edit_distance(word, candidate);
+    const std::size_t d = spec_detail::edit_distance(folded, lower(candidate));
     if (d < best_distance) {
       best_distance = d;
       best = candidate;
