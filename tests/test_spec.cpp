@@ -122,6 +122,18 @@ TEST_CASE("unknown keys get a did-you-mean suggestion") {
   CHECK(rguard::did_you_mean("FASHION", {"fashion_mnist", "synthetic"}).empty());  // six letters off: no guess
 }
 
+TEST_CASE("a key of another plugin of the section's kind says whose it is: switching plugins with --set keeps the old keys") {
+  const auto message = error_of(kBase, {"dataset.plugin=fashion_mnist"});
+  CHECK(contains(message, "dataset.per_class"));
+  CHECK(contains(message, "'per_class' is a parameter of dataset plugin 'synthetic', not of 'fashion_mnist'"));
+  CHECK(contains(message, "a --set of dataset.plugin keeps the section's other keys"));
+  CHECK(contains(message, "'fashion_mnist' accepts: plugin, root, protocol"));
+  // A key no plugin of the kind has gets the plain refusal with its suggestion.
+  const auto typo = error_of(replace(kBase, "per_class: 8", "per_clas: 8"));
+  CHECK(contains(typo, "unknown parameter of"));
+  CHECK(contains(typo, "did you mean 'per_class'"));
+}
+
 TEST_CASE("wrong types name what was expected and what was got") {
   auto message = error_of(replace(kBase, "alpha: 0.01", "alpha: abc"));
   CHECK(contains(message, "spec.yaml:12:"));

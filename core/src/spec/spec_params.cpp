@@ -300,7 +300,25 @@ StageSpec resolve_stage(const YamlNode& node, PluginKind kind, const std::string
                      to_string(kind), available));
   }
 
-  stage.params = resolve_params(node, stage.entry->schema(), section,
+  // A key of another plugin of this kind is most often left over from switching plugins
+  // (`--set denoiser.plugin=...` keeps the section's other keys): say whose key it is.
+  const auto& schema = stage.entry->schema();
+  for (std::size_t i = 0; i < node.entries.size(); ++i) {
+    const std::string& key = node.entries[i].first;
+    if (key == "plugin" || find_spec(key, schema) || !keys_under(key, schema).empty()) continue;
+    for (const auto& name : catalog.names(kind)) {
+      const PluginEntry* other = catalog.find(kind, name);
+      if (name == stage.plugin || !other || (!find_spec(key, other->schema()) && keys_under(key, other->schema()).empty()))
+        continue;
+      fail(node.key_locations[i], section + "." + key,
+           fmt::format("'{}' is a parameter of {} plugin '{}', not of '{}' (the plugin this section names); remove "
+                       "it, or name plugin '{}' (a --set of {}.plugin keeps the section's other keys); '{}' accepts: {} "
+                       "(see `rguard plugins {}`)",
+                       key, to_string(kind), name, stage.plugin, name, section, stage.plugin,
+                       join(schema_names(schema)), to_string(kind)));
+    }
+  }
+  stage.params = resolve_params(node, schema, section,
                                 fmt::format("{} plugin '{}'", to_string(kind), stage.plugin),
                                 fmt::format(" (see `rguard plugins {}`)", to_string(kind)));
   return stage;
