@@ -219,6 +219,11 @@ const ParamSpec* find_spec(const std::string& name, const std::vector<ParamSpec>
   return nullptr;
 }
 
+// Whether a mapping key of a stage is one of its parameters or a group of them.
+bool accepts(const std::string& key, const std::vector<ParamSpec>& schema) {
+  return find_spec(key, schema) || !keys_under(key, schema).empty();
+}
+
 std::vector<std::string> schema_names(const std::vector<ParamSpec>& schema) {
   std::vector<std::string> names{"plugin"};
   for (const auto& spec : schema) names.emplace_back(spec.name);
@@ -305,11 +310,10 @@ StageSpec resolve_stage(const YamlNode& node, PluginKind kind, const std::string
   const auto& schema = stage.entry->schema();
   for (std::size_t i = 0; i < node.entries.size(); ++i) {
     const std::string& key = node.entries[i].first;
-    if (key == "plugin" || find_spec(key, schema) || !keys_under(key, schema).empty()) continue;
+    if (key == "plugin" || accepts(key, schema)) continue;
     for (const auto& name : catalog.names(kind)) {
       const PluginEntry* other = catalog.find(kind, name);
-      if (name == stage.plugin || !other || (!find_spec(key, other->schema()) && keys_under(key, other->schema()).empty()))
-        continue;
+      if (name == stage.plugin || !other || !accepts(key, other->schema())) continue;
       fail(node.key_locations[i], section + "." + key,
            fmt::format("'{}' is a parameter of {} plugin '{}', not of '{}' (the plugin this section names); remove "
                        "it, or name plugin '{}' (a --set of {}.plugin keeps the section's other keys); '{}' accepts: {} "
